@@ -1,0 +1,117 @@
+"""Run ComfyUI in-process with this pack installed as a custom node (CPU only).
+
+The recipe of ComfyUI's own execution tests, without the HTTP server: the CPU flag is set before
+``comfy.model_management`` is imported, ``utils.extra_config`` is imported before ``nodes`` (which
+puts ``ComfyUI/comfy`` first on ``sys.path``), and every prompt is deep-copied before it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import sys
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACK_NAME = "grounded_ip2p"
+
+
+class _Server:
+    """What PromptExecutor and the progress handler touch on the server."""
+
+    client_id = None
+    last_node_id = None
+    last_prompt_id = None
+    sockets_metadata: dict = {}
+
+    def __init__(self):
+        self.events: list[tuple[str, dict]] = []
+
+    def send_sync(self, event, data, sid=None):
+        self.events.append((event, data))
+
+    def queue_updated(self):
+        pass
+
+
+class PromptError(RuntimeError):
+    def __init__(self, message, details):
+        super().__init__(message)
+        self.details = details
+
+
+class ComfyHarness:
+    def __init__(self, comfy_path: Path, work: Path):
+        self.path = comfy_path
+        self.work = work
+        sys.path.insert(0, str(comfy_path))
+        from comfy.cli_args import args
+
+        args.cpu = True
+        args.disable_api_nodes = True
+        import utils.extra_config  # noqa: F401  (before `nodes`: see the module docstring)
+        import folder_paths
+
+        custom = work / "custom_nodes"
+        custom.mkdir(parents=True, exist_ok=True)
+        link = custom / PACK_NAME
+        if not link.exists():
+            link.symlink_to(REPO, target_is_directory=True)
+        folder_paths.add_model_folder_path("custom_nodes", str(custom), is_default=True)
+        for name in ("input", "output", "temp"):
+            (work / name).mkdir(exist_ok=True)
+        folder_paths.set_input_directory(str(work / "input"))
+        folder_paths.set_output_directory(str(work / "output"))
+        folder_paths.set_temp_directory(str(work / "temp"))
+        self.folder_paths = folder_paths
+
+        import execution
+        import nodes
+
+        asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+        self.nodes = nodes
+        self.execution = execution
+        self.server = _Server()
+        self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC)
+
+    def add_models(self, folder: str, path: Path) -> None:
+        self.folder_paths.add_model_folder_path(folder, str(path), is_default=True)
+
+    def node_class(self, node_id: str):
+        return self.nodes.NODE_CLASS_MAPPINGS[node_id]
+
+    def run(self, prompt: dict, capture: tuple[str, ...] = ("out",)) -> dict:
+        """Validate and execute an API-format prompt; return ``{node_id: outputs}`` of its nodes.
+
+        Each node named in ``capture`` gets a PreviewAny sink so that it runs even when it is not
+        an output node.
+        """
+        prompt = dict(prompt)
+        for node in capture:
+            if node in prompt:
+                prompt[f"sink_{node}"] = {"class_type": "PreviewAny", "inputs": {"source": [node, 0]}}
+        prompt_id = str(uuid.uuid4())
+        valid, error, good_outputs, node_errors = asyncio.run(self.execution.validate_prompt(prompt_id, prompt, None))
+        if not valid:
+            raise PromptError(f"prompt failed validation: {error}", node_errors)
+        self.server.events.clear()
+        self.executor.execute(copy.deepcopy(prompt), prompt_id, {}, good_outputs)
+        if not self.executor.success:
+            errors = [d for e, d in self.executor.status_messages if e == "execution_error"]
+            message = errors[0].get("exception_message", "execution failed") if errors else "execution failed"
+            raise PromptError(message, errors)
+        return {node: self.executor.caches.outputs.get(node) for node in prompt}
+
+    def output(self, results: dict, node: str, index: int = 0):
+        entry = results[node]
+        value = entry.outputs if hasattr(entry, "outputs") else entry
+        return value[index][0]
+
+
+def comfy_path_or_none() -> Path | None:
+    value = os.environ.get("COMFYUI_PATH")
+    if value and (Path(value) / "main.py").exists():
+        return Path(value)
+    return None

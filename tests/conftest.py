@@ -1,0 +1,31 @@
+"""Shared fixtures. Node tests run inside a real ComfyUI (COMFYUI_PATH) and skip, saying why,
+where there is none; core tests need no ComfyUI."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import checkpoints
+from .comfy_harness import ComfyHarness, comfy_path_or_none
+
+NO_COMFY = (
+    "COMFYUI_PATH is not set (or has no main.py): node tests run inside a real ComfyUI. "
+    "Set one up with `../shared/tools/comfyui-setup /tmp/ComfyUI && export COMFYUI_PATH=/tmp/ComfyUI`, "
+    "or run `.ci/run`."
+)
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory) -> ComfyHarness:
+    path = comfy_path_or_none()
+    if path is None:
+        pytest.skip(NO_COMFY)
+    return ComfyHarness(path, tmp_path_factory.mktemp("comfy"))
+
+
+@pytest.fixture(scope="session")
+def ip2p_checkpoint(comfy):
+    """The random-weight SD1.5-InstructPix2Pix checkpoint, registered in ComfyUI's checkpoints folder."""
+    path = checkpoints.ip2p_checkpoint()
+    comfy.add_models("checkpoints", path.parent)
+    return path.name
