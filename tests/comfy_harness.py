@@ -74,6 +74,20 @@ class ComfyHarness:
         self.nodes = nodes
         self.execution = execution
         self.server = _Server()
+        self.progress: list[tuple[int, int]] = []
+        self.on_progress = None  # tests may set a callable(value, total) to act mid-run
+
+        import comfy.model_management
+        import comfy.utils
+
+        def progress_hook(value, total, preview, prompt_id=None, node_id=None):
+            # What main.py's hook does: progress events, and the check that makes "cancel" work.
+            self.progress.append((value, total))
+            if self.on_progress is not None:
+                self.on_progress(value, total)
+            comfy.model_management.throw_exception_if_processing_interrupted()
+
+        comfy.utils.set_progress_bar_global_hook(progress_hook)
         self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC)
 
     def add_models(self, folder: str, path: Path) -> None:
@@ -97,12 +111,18 @@ class ComfyHarness:
         if not valid:
             raise PromptError(f"prompt failed validation: {error}", node_errors)
         self.server.events.clear()
+        self.progress.clear()
         self.executor.execute(copy.deepcopy(prompt), prompt_id, {}, good_outputs)
         if not self.executor.success:
-            errors = [d for e, d in self.executor.status_messages if e == "execution_error"]
-            message = errors[0].get("exception_message", "execution failed") if errors else "execution failed"
-            raise PromptError(message, errors)
+            errors = [(e, d) for e, d in self.executor.status_messages
+                      if e in ("execution_error", "execution_interrupted")]
+            event, data = errors[0] if errors else ("execution_error", {})
+            raise PromptError(data.get("exception_message", event), errors)
         return {node: self.executor.caches.outputs.get(node) for node in prompt}
+
+    def pack_module(self):
+        """The pack's node module as ComfyUI imported it."""
+        return sys.modules[self.node_class("GroundedIP2P_BlendedSampler").__module__]
 
     def output(self, results: dict, node: str, index: int = 0):
         entry = results[node]

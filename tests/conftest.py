@@ -3,6 +3,8 @@ where there is none; core tests need no ComfyUI."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from . import checkpoints
@@ -19,6 +21,8 @@ NO_COMFY = (
 def comfy(tmp_path_factory) -> ComfyHarness:
     path = comfy_path_or_none()
     if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but " + NO_COMFY)
         pytest.skip(NO_COMFY)
     return ComfyHarness(path, tmp_path_factory.mktemp("comfy"))
 
