@@ -88,6 +88,7 @@ class ComfyHarness:
             comfy.model_management.throw_exception_if_processing_interrupted()
 
         comfy.utils.set_progress_bar_global_hook(progress_hook)
+        comfy.utils.PROGRESS_BAR_ENABLED = False  # no terminal bars in test logs; the hook still runs
         self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC)
 
     def add_models(self, folder: str, path: Path) -> None:
