@@ -152,6 +152,7 @@ class BackgroundBlender:
         self.mode = mode
         self.low, self.high = window_bounds(start_t, end_t)
         self.sigma_to_t = sigma_to_t
+        self._timesteps: dict[float, float] = {}  # sigma -> timestep, so each sigma is mapped once
         self._levels: list[float] | None = None
         self._inverted: list[torch.Tensor] = []
 
@@ -160,7 +161,9 @@ class BackgroundBlender:
         sigma = float(sigma)
         if sigma <= 0:
             return self.low <= 0
-        t = float(self.sigma_to_t(sigma))
+        t = self._timesteps.get(sigma)
+        if t is None:
+            t = self._timesteps[sigma] = float(self.sigma_to_t(sigma))
         return self.low <= t <= self.high
 
     def window_sigmas(self, schedule: Sequence[float]) -> list[float]:

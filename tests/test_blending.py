@@ -171,3 +171,13 @@ def test_blender_rejects_bad_arguments():
         BackgroundBlender(source, mask, start_t=100, end_t=1, mode="noised", sigma_to_t=sigma_to_t)
     with pytest.raises(ValueError, match="does not fit"):
         BackgroundBlender(source, torch.ones(2, 1, 8, 8), start_t=100, end_t=1, mode="inversion", sigma_to_t=sigma_to_t)
+
+
+def test_each_sigma_is_mapped_to_a_timestep_once():
+    seen = []
+    blender = make_blender("noised")
+    blender.sigma_to_t = lambda s: seen.append(s) or sigma_to_t(s)
+    for _ in range(3):
+        blender.active(0.5)
+        blender.active(2.0)
+    assert seen == [0.5, 2.0]
