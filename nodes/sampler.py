@@ -132,9 +132,10 @@ def blended_sample(model, positive, negative, vae, image, mask, seed, steps, tex
             raise ValueError(f"{NODE}: {e}. Use a mask batch of 1 or of the image batch size.") from None
         empty = empty_mask_indices(m)
         if empty:
-            log.warning("%s: the mask of image(s) %s is empty; those images get the plain InstructPix2Pix "
-                        "edit (nothing to restore).", NODE, empty)
-            m[empty] = 1.0
+            log.warning("%s: the mask of image(s) %s is empty (nothing marked to edit); those images are "
+                        "returned unchanged. Draw a mask, or disconnect it for a whole-image edit.", NODE, empty)
+        if len(empty) == image.shape[0]:
+            return {"samples": source.to(comfy.model_management.intermediate_device())}
         if float(m.min()) < 1.0:
             ms = model.get_model_object("model_sampling")
             guider.blender = BackgroundBlender(
@@ -144,6 +145,8 @@ def blended_sample(model, positive, negative, vae, image, mask, seed, steps, tex
             )
         else:
             log.info("%s: the mask covers the whole image; plain InstructPix2Pix edit.", NODE)
+    else:
+        empty = []
 
     ksampler = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
                                        scheduler=scheduler, denoise=1.0, model_options=model.model_options)
@@ -151,6 +154,8 @@ def blended_sample(model, positive, negative, vae, image, mask, seed, steps, tex
     callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
     samples = guider.sample(noise, latent_image, comfy.samplers.sampler_object(sampler_name), sigmas,
                             callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    if empty:  # exactly the source, whatever the window (a late end_t would let it drift)
+        samples[empty] = source[empty].to(samples)
     if guider.blender is not None:
         log.info("%s: background restored on %d model calls in the window (%s, %d extra calls).", NODE,
                  sum(guider.blender.active(s) for s in sigmas[:-1].tolist()), background, guider.inversion_calls)
@@ -175,7 +180,7 @@ class IP2PBlendedSampler(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="The encoded negative text; InstructPix2Pix uses the empty string."),
                 io.Vae.Input("vae", tooltip="The VAE that encodes the source image (the checkpoint's own)."),
                 io.Image.Input("image", tooltip="The image(s) to edit. Sizes that are not a multiple of 8 are centre-cropped like ComfyUI's InstructPixToPixConditioning."),
-                io.Mask.Input("mask", optional=True, tooltip="Where to edit (1 = edit). Any size; resized to the latent. One mask for all images or one per image. Absent or empty: plain InstructPix2Pix."),
+                io.Mask.Input("mask", optional=True, tooltip="Where to edit (1 = edit). Any size; resized to the latent. One mask for all images or one per image. Absent: plain InstructPix2Pix (whole image). All zero: the image is returned unchanged, as with ComfyUI's own masks."),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="The random seed for the initial noise (and for ancestral samplers)."),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps. The reference uses 100."),
                 io.Float.Input("text_cfg", default=7.5, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="Text guidance: higher follows the instruction more strongly."),

@@ -166,14 +166,17 @@ def test_before_the_window_every_model_call_matches_the_unmasked_run(comfy, load
         assert len(extra) == (len(window) - 1 if background == "inversion" else 0)
 
 
-def test_empty_mask_gives_plain_ip2p(comfy, ip2p_checkpoint, source_image, caplog):
-    # An RGB photo through LoadImage gives an all-zero mask: nothing marked, so no restore.
+def test_empty_mask_returns_the_source_unchanged(comfy, ip2p_checkpoint, source_image, caplog):
+    # An RGB photo through LoadImage gives an all-zero mask: nothing marked, so nothing edited
+    # (ComfyUI's own masks mean the same), and the log says how to get a whole-image edit.
     Image.open(comfy.work / "input" / source_image).convert("RGB").save(comfy.work / "input" / "opaque.png")
     base = graph(ip2p_checkpoint, "opaque.png")
-    masked = run_latent(comfy, {**base, **blended("euler", 3, seed=5, mask=True)})
-    plain = run_latent(comfy, {**base, **blended("euler", 3, seed=5)})
-    assert torch.equal(masked, plain)
-    assert any("empty" in r.getMessage() and "plain InstructPix2Pix" in r.getMessage() for r in caplog.records)
+    base["enc"] = {"class_type": "VAEEncode", "inputs": {"pixels": ["img", 0], "vae": ["ckpt", 2]}}
+    prompt = {**base, **blended("euler", 3, seed=5, mask=True)}
+    masked = run_latent(comfy, prompt)
+    source = comfy.output(comfy.run(base, capture=("enc",)), "enc")["samples"]
+    assert torch.equal(masked, source)
+    assert any("empty" in r.getMessage() and "unchanged" in r.getMessage() for r in caplog.records)
 
 
 def test_image_batch_with_one_mask_and_with_a_mask_per_image(comfy, ip2p_checkpoint, source_image):
