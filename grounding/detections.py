@@ -59,8 +59,17 @@ class Detections:
             [self.labels[i] for i in index],
             self.image_size,
             self.note if note is None else note,
-            dict(self.extra),
+            self._extra_at(index),
         )
+
+    def _extra_at(self, index: list[int]) -> dict:
+        """`extra` for a subset: per-box tensors (first dimension = box count) are indexed too."""
+        out = {}
+        for key, value in self.extra.items():
+            if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == len(self):
+                value = value[index] if index else value[:0]
+            out[key] = value
+        return out
 
     def with_label(self, phrase: str) -> "Detections":
         """The detections whose label is `phrase`."""
