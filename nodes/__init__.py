@@ -5,9 +5,15 @@ from typing_extensions import override
 
 from comfy_api.latest import ComfyExtension, io
 
+from .grounding import GROUNDING_NODES
+from .loaders import LOADER_NODES
+from .models import register_folders
+from .preview import PreviewBoxes
 from .sampler import IP2PBlendedSampler
 
-NODE_CLASSES: list[type[io.ComfyNode]] = [IP2PBlendedSampler]
+register_folders()
+
+NODE_CLASSES: list[type[io.ComfyNode]] = [IP2PBlendedSampler, *LOADER_NODES, *GROUNDING_NODES, PreviewBoxes]
 
 
 class GroundedIP2PExtension(ComfyExtension):

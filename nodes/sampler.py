@@ -22,6 +22,7 @@ from comfy_api.latest import io
 from comfy_extras.nodes_custom_sampler import Guider_DualCFG
 from comfy_extras.nodes_ip2p import InstructPixToPixConditioning
 
+from .images import rgb
 from ..sampling import BACKGROUND_MODES, BackgroundBlender, empty_mask_indices, latent_mask, window_bounds
 
 log = logging.getLogger("grounded-ip2p")
@@ -66,19 +67,6 @@ class BlendedDualCFGGuider(Guider_DualCFG):
         return blender.blend(denoised, blender.source)
 
 
-def _rgb(image: torch.Tensor) -> torch.Tensor:
-    """IMAGE batches from other nodes may be grayscale or RGBA: make them RGB."""
-    if image.ndim == 3:
-        image = image[None]
-    if image.shape[-1] == 1:
-        return image.expand(*image.shape[:-1], 3)
-    if image.shape[-1] == 4:
-        return image[..., :3]
-    if image.shape[-1] != 3:
-        raise ValueError(f"{NODE}: the image has {image.shape[-1]} channels; expected 1 (gray), 3 (RGB) or 4 (RGBA)")
-    return image
-
-
 def _crop_like_ip2p(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Resize a mask to the image and centre-crop it the way InstructPixToPixConditioning crops the image."""
     if mask.ndim == 2:
@@ -110,7 +98,7 @@ def blended_sample(model, positive, negative, vae, image, mask, seed, steps, tex
         window_bounds(start_t, end_t)
     except ValueError as e:
         raise ValueError(f"{NODE}: {e}") from None
-    image = _rgb(image)
+    image = rgb(image, NODE)
     if image.shape[1] < 8 or image.shape[2] < 8:
         raise ValueError(f"{NODE}: the image is {image.shape[2]}x{image.shape[1]} px; it must be at least 8x8")
 

@@ -1,0 +1,118 @@
+"""Loaders for the grounding models, from ComfyUI's model folders (never from the network)."""
+from __future__ import annotations
+
+import os
+
+from comfy_api.latest import io
+
+from ..grounding.clip_score import ClipLoadError, load_clip
+from ..grounding.gdino import GroundingDinoLoadError, load_grounding_dino
+from ..grounding.sam import SamLoadError, load_sam
+from .models import PRECISIONS, load_cached, model_files, resolve
+from .types import ClipModel, GroundingDinoModel, SamModel
+
+CATEGORY = "grounded-ip2p/loaders"
+PRECISION_TIP = ("auto: fp16 on a GPU that supports it, else fp32. The CPU always runs fp32. The model "
+                 "is moved to the GPU only while it runs and offloaded by ComfyUI when memory is needed.")
+
+
+def _hf_folder(path: str) -> str:
+    """A Hugging Face folder is listed by its weight file; the loaders want the folder."""
+    folder = os.path.dirname(path)
+    return folder if os.path.isfile(os.path.join(folder, "config.json")) else path
+
+
+def _load(node: str, kind: str, folder: str, name: str, precision: str, build, errors):
+    path = _hf_folder(resolve(node, folder, name))
+    try:
+        return load_cached(kind, path, precision, build)
+    except errors as e:
+        raise ValueError(f"{node}: {e}") from None
+
+
+class GroundingDINOLoader(io.ComfyNode):
+    NODE = "Load GroundingDINO"
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="GroundedIP2P_GroundingDINOLoader",
+            display_name="Load GroundingDINO",
+            category=CATEGORY,
+            description="Loads a GroundingDINO from models/grounding-dino: the original "
+                        "groundingdino_swint_ogc.pth / groundingdino_swinb_cogcoor.pth (with their .cfg.py "
+                        "beside them) or a Hugging Face folder. Runs on transformers' implementation: no "
+                        "CUDA extension to build; the BERT tokenizer ships with the pack (offline).",
+            inputs=[
+                io.Combo.Input("model_name", options=model_files("grounding-dino"),
+                               tooltip="A file in models/grounding-dino."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=PRECISION_TIP),
+            ],
+            outputs=[GroundingDinoModel.Output(display_name="grounding_dino")],
+        )
+
+    @classmethod
+    def execute(cls, model_name, precision) -> io.NodeOutput:
+        def build(path, dtype):
+            core = load_grounding_dino(path, dtype=dtype)
+            return core, core.model
+        return io.NodeOutput(_load(cls.NODE, "GroundingDINO", "grounding-dino", model_name, precision, build,
+                                   GroundingDinoLoadError))
+
+
+class SAMLoader(io.ComfyNode):
+    NODE = "Load SAM"
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="GroundedIP2P_SAMLoader",
+            display_name="Load SAM",
+            category=CATEGORY,
+            description="Loads a Segment Anything model from models/sams: the original sam_vit_h_4b8939.pth, "
+                        "sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth (the size is read from the weights).",
+            inputs=[
+                io.Combo.Input("model_name", options=model_files("sams"), tooltip="A file in models/sams."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=PRECISION_TIP),
+            ],
+            outputs=[SamModel.Output(display_name="sam")],
+        )
+
+    @classmethod
+    def execute(cls, model_name, precision) -> io.NodeOutput:
+        def build(path, dtype):
+            core = load_sam(path).to(dtype)
+            return core, core
+        return io.NodeOutput(_load(cls.NODE, "SAM", "sams", model_name, precision, build, SamLoadError))
+
+
+class ClipFilterLoader(io.ComfyNode):
+    NODE = "Load CLIP (filter)"
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="GroundedIP2P_ClipFilterLoader",
+            display_name="Load CLIP (filter)",
+            category=CATEGORY,
+            description="Loads the CLIP model (image and text towers) that CLIP Filter scores phrases with, "
+                        "from models/clip_filter: OpenAI / open_clip ViT-L-14 weights, or the Hugging Face "
+                        "openai/clip-vit-large-patch14 folder (what the reference uses).",
+            inputs=[
+                io.Combo.Input("model_name", options=model_files("clip_filter"),
+                               tooltip="A file (or a Hugging Face folder's model file) in models/clip_filter."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=PRECISION_TIP),
+            ],
+            outputs=[ClipModel.Output(display_name="clip")],
+        )
+
+    @classmethod
+    def execute(cls, model_name, precision) -> io.NodeOutput:
+        def build(path, dtype):
+            core = load_clip(path).to(dtype)
+            return core, core
+        return io.NodeOutput(_load(cls.NODE, "CLIP filter", "clip_filter", model_name, precision, build,
+                                   ClipLoadError))
+
+
+LOADER_NODES = [GroundingDINOLoader, SAMLoader, ClipFilterLoader]

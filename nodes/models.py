@@ -1,0 +1,126 @@
+"""Model folders and memory management for the grounding models.
+
+Each loaded model (GroundingDINO, SAM, the CLIP filter) is wrapped in ComfyUI's own
+`ModelPatcher`, so ComfyUI moves it to the GPU only while a node runs it and offloads it when
+the IP2P model (or anything else) needs the memory: the whole chain fits next to SD1.5 on a
+small card.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import torch
+
+import comfy.model_management as mm
+import comfy.model_patcher
+import folder_paths
+
+log = logging.getLogger("grounded_ip2p")
+
+WEIGHT_EXTENSIONS = {".pth", ".pt", ".bin", ".safetensors"}
+# folder name in ComfyUI's models directory -> what belongs there (used in messages)
+FOLDERS = {
+    "grounding-dino": "GroundingDINO checkpoints: groundingdino_swint_ogc.pth with "
+                      "GroundingDINO_SwinT_OGC.cfg.py beside it (or SwinB), or a Hugging Face "
+                      "GroundingDINO folder",
+    "sams": "Segment Anything checkpoints: sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or "
+            "sam_vit_b_01ec64.pth",
+    "clip_filter": "a CLIP model with both towers for the CLIP filter: OpenAI/open_clip ViT-L-14 "
+                   "weights (.pt/.safetensors) or the Hugging Face openai/clip-vit-large-patch14 folder",
+}
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def register_folders() -> None:
+    """Make `models/<name>` for each grounding model known to folder_paths (extra_model_paths.yaml
+    entries under the same names keep working; a folder another pack registered is shared)."""
+    for name in FOLDERS:
+        default = os.path.join(folder_paths.models_dir, name)
+        if name in folder_paths.folder_names_and_paths:
+            paths, exts = folder_paths.folder_names_and_paths[name]
+            if default not in paths:
+                paths.append(default)
+            if exts:
+                exts.update(WEIGHT_EXTENSIONS)
+        else:
+            folder_paths.folder_names_and_paths[name] = ([default], set(WEIGHT_EXTENSIONS))
+
+
+def model_files(folder: str) -> list[str]:
+    """The weight files a loader offers: every weight file of the folder (Hugging Face folders
+    appear as `<folder>/model.safetensors`)."""
+    return sorted(f for f in folder_paths.get_filename_list(folder)
+                  if os.path.splitext(f)[1].lower() in WEIGHT_EXTENSIONS)
+
+
+def resolve(node: str, folder: str, name: str) -> str:
+    """The full path of a model file, or an error that says where it belongs."""
+    path = folder_paths.get_full_path(folder, name) if name else None
+    if path is None or not os.path.exists(path):
+        where = ", ".join(folder_paths.get_folder_paths(folder)) or f"models/{folder}"
+        raise FileNotFoundError(
+            f"{node}: model file '{name}' not found. Put {FOLDERS[folder]} in {where} "
+            f"(then press R in ComfyUI to refresh the list)."
+        )
+    return path
+
+
+def dtype_for(precision: str, device: torch.device) -> torch.dtype:
+    """fp16 on a GPU that does it well, else fp32 ('auto'); explicit choices are kept, except
+    that half precision on the CPU falls back to fp32 (slow and unsupported by some layers)."""
+    if device.type == "cpu":
+        return torch.float32
+    if precision == "auto":
+        return torch.float16 if mm.should_use_fp16(device) else torch.float32
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+class _Holder(torch.nn.Module):
+    """A plain container for the model: ModelPatcher sets `.device` on what it manages, which
+    transformers and segment-anything models expose as a read-only property."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+        self.device = None
+
+
+class ManagedModel:
+    """A grounding model (the core object from `grounding/`) plus the ModelPatcher that moves its
+    weights. Call `ready()` before every use: it asks ComfyUI to load it onto the GPU (evicting
+    other models if needed) and returns the core object."""
+
+    def __init__(self, kind: str, core, module: torch.nn.Module, path: str, dtype: torch.dtype):
+        self.kind, self.core, self.path, self.dtype = kind, core, path, dtype
+        self.patcher = comfy.model_patcher.ModelPatcher(
+            _Holder(module), load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+
+    def ready(self):
+        mm.load_models_gpu([self.patcher], force_full_load=True)
+        return self.core
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {os.path.basename(self.path)} {str(self.dtype).replace('torch.', '')}>"
+
+
+_last: dict[str, tuple[tuple, ManagedModel]] = {}
+_lock = threading.Lock()
+
+
+def load_cached(kind: str, path: str, precision: str, build) -> ManagedModel:
+    """`build(path, dtype) -> (core, module)`. The last model of each kind is kept, keyed by
+    file, modification time and dtype, so two loaders of the same file, or a re-run after the
+    graph changed, reuse it; loading another file of that kind lets the old one go."""
+    dtype = dtype_for(precision, mm.get_torch_device())
+    key = (os.path.realpath(path), os.path.getmtime(path), dtype)
+    with _lock:
+        if kind in _last and _last[kind][0] == key:
+            return _last[kind][1]
+        core, module = build(path, dtype)
+        module.eval().requires_grad_(False)
+        model = ManagedModel(kind, core, module, path, dtype)
+        _last[kind] = (key, model)
+        log.info("grounded-ip2p: loaded %s from %s (%s)", kind, path, dtype)
+        return model

@@ -1,0 +1,174 @@
+"""The grounding chain in real ComfyUI, on random-weight models in the users' file formats:
+LoadImage -> Noun Phrase Extract -> GroundingDINO Detect -> CLIP Filter -> Select Boxes -> SAM Mask
+-> IP2P Blended Sampler."""
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from grounded_ip2p.grounding.detections import Detections
+
+from .clip_checkpoint import clip_checkpoint
+from .comfy_harness import PromptError
+from .gdino_checkpoint import original_gdino_checkpoint
+from .sam_checkpoint import sam_checkpoint
+
+W, H = 96, 64
+
+
+@pytest.fixture(scope="session")
+def grounding_models(comfy, tmp_path_factory):
+    """The three model folders with random-weight models under the names users have."""
+    root = tmp_path_factory.mktemp("grounding-models")
+    pth, _ = original_gdino_checkpoint(root / "grounding-dino", size="tiny")
+    sam = sam_checkpoint(root / "sams", size="tiny")
+    clip = clip_checkpoint(root / "clip_filter")
+    for folder in ("grounding-dino", "sams", "clip_filter"):
+        comfy.add_models(folder, root / folder)
+    return {"gdino": pth.name, "sam": sam.name, "clip": clip.name, "root": root}
+
+
+@pytest.fixture(scope="session")
+def street(comfy):
+    img = Image.new("RGB", (W, H), (90, 140, 200))
+    for x0, colour in ((6, (200, 30, 30)), (38, (30, 160, 40)), (70, (220, 200, 40))):
+        img.paste(colour, (x0, 30, x0 + 20, 50))
+    img.save(comfy.work / "input" / "street.png")
+    return "street.png"
+
+
+def chain(models, image, instruction="make the left car purple", mode="guided", box_threshold=0.0,
+          no_detection="edit whole image", guided=True):
+    return {
+        "img": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "gd": {"class_type": "GroundedIP2P_GroundingDINOLoader",
+               "inputs": {"model_name": models["gdino"], "precision": "auto"}},
+        "sam": {"class_type": "GroundedIP2P_SAMLoader", "inputs": {"model_name": models["sam"], "precision": "auto"}},
+        "clip": {"class_type": "GroundedIP2P_ClipFilterLoader",
+                 "inputs": {"model_name": models["clip"], "precision": "auto"}},
+        "np": {"class_type": "GroundedIP2P_NounPhraseExtract", "inputs": {"instruction": instruction, "mode": mode}},
+        "det": {"class_type": "GroundedIP2P_GroundingDINODetect",
+                "inputs": {"grounding_dino": ["gd", 0], "image": ["img", 0], "phrases": ["np", 0],
+                           "box_threshold": box_threshold, "text_threshold": 0.25}},
+        "filter": {"class_type": "GroundedIP2P_ClipFilter",
+                   "inputs": {"clip": ["clip", 0], "image": ["img", 0], "boxes": ["det", 0],
+                              "choice": "prefer analysed target"}},
+        "select": {"class_type": "GroundedIP2P_SelectBoxes", "inputs": {"boxes": ["filter", 0], "guided": guided}},
+        "mask": {"class_type": "GroundedIP2P_SAMMask",
+                 "inputs": {"sam": ["sam", 0], "image": ["img", 0], "boxes": ["select", 0], "output": "union",
+                            "dilation": 3, "feather": 0.0, "no_detection": no_detection}},
+    }
+
+
+def detector(results):
+    return results["gd"][0][0].core
+
+
+def loaded(comfy, node, name):
+    """The model a loader returns (the pack caches it: the same object the graph uses)."""
+    return comfy.node_class(node).execute(name, "auto").args[0].core
+
+
+def test_full_chain_into_the_sampler(comfy, ip2p_checkpoint, grounding_models, street):
+    gd = loaded(comfy, "GroundedIP2P_GroundingDINOLoader", grounding_models["gdino"])
+    passes = gd.forward_passes
+    prompt = chain(grounding_models, street)
+    prompt.update({
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ip2p_checkpoint}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ["np", 2]}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
+        "out": {"class_type": "GroundedIP2P_BlendedSampler",
+                "inputs": {"model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0], "vae": ["ckpt", 2],
+                           "image": ["img", 0], "mask": ["mask", 0], "seed": 1, "steps": 2, "text_cfg": 7.5,
+                           "image_cfg": 1.5, "sampler_name": "euler", "scheduler": "normal", "start_t": 100,
+                           "end_t": 1, "background": "noised"}},
+    })
+    results = comfy.run(prompt, capture=("out", "mask", "select", "np", "filter"))
+    assert comfy.output(results, "out")["samples"].shape == (1, 4, H // 8, W // 8)
+    assert comfy.output(results, "np", 2) == "make the car purple"        # the simplified instruction
+    assert comfy.output(results, "filter", 1) == "car"
+    chosen = comfy.output(results, "select")[0]
+    # box threshold 0 keeps every query; the guided selection keeps the single leftmost car
+    assert len(chosen) == 1 and chosen.labels == ["car"] and "left" in chosen.note
+    everything = chosen.extra.get("phrase_set")
+    assert everything is not None and everything.target == "car"
+    mask = comfy.output(results, "mask")
+    assert mask.shape == (1, H, W) and 0.0 <= float(mask.min()) and float(mask.max()) <= 1.0
+    assert detector(results) is gd and gd.forward_passes - passes == 1
+
+
+def test_one_detector_pass_scores_four_phrases(comfy, grounding_models, street):
+    instruction = "replace the hat of the man beside the dog with a crown"
+    gd = loaded(comfy, "GroundedIP2P_GroundingDINOLoader", grounding_models["gdino"])
+    clip = loaded(comfy, "GroundedIP2P_ClipFilterLoader", grounding_models["clip"])
+    before = gd.forward_passes, clip.image_passes, clip.text_passes
+    prompt = chain(grounding_models, street, instruction=instruction, mode="noun chunks")
+    results = comfy.run(prompt, capture=("mask", "filter", "np", "det"))
+    candidates = comfy.output(results, "np").candidates
+    assert len(candidates) >= 4, candidates
+    assert detector(results) is gd
+    assert gd.forward_passes - before[0] == 1        # all phrases in one pass; CLIP reused its boxes
+    labels = set(comfy.output(results, "det")[0].labels)
+    assert labels <= set(candidates) and labels
+    scores = comfy.output(results, "filter", 2)
+    assert all(p in scores for p in candidates)
+    assert (clip.image_passes - before[1], clip.text_passes - before[2]) == (1, 1)
+
+
+@pytest.mark.parametrize("fallback,value", [("edit whole image", 1.0), ("keep image", 0.0)])
+def test_no_detection_fallbacks_are_chosen_and_reported(comfy, grounding_models, street, fallback, value):
+    prompt = chain(grounding_models, street, box_threshold=1.0, no_detection=fallback)
+    results = comfy.run(prompt, capture=("mask",))
+    mask = comfy.output(results, "mask")
+    assert torch.all(mask == value)
+    info = comfy.output(results, "mask", 1)
+    assert "not detected" in info and fallback in info
+
+
+def test_global_instruction_edits_the_whole_image_without_running_the_detector(comfy, grounding_models, street):
+    prompt = chain(grounding_models, street, instruction="make it night", no_detection="keep image")
+    results = comfy.run(prompt, capture=("mask",))
+    assert torch.all(comfy.output(results, "mask") == 1.0)        # a global edit, not a failed detection
+    assert "global" in comfy.output(results, "mask", 1)
+
+
+def test_each_image_of_a_batch_gets_its_own_mask_and_a_miss_drops_nothing(comfy, grounding_models, street):
+    SAMMask = comfy.node_class("GroundedIP2P_SAMMask")
+    SAMLoader = comfy.node_class("GroundedIP2P_SAMLoader")
+    sam = SAMLoader.execute(grounding_models["sam"], "auto").args[0]
+    image = torch.rand(3, H, W, 3)
+    found = Detections(torch.tensor([[10., 10, 40, 40]]), torch.tensor([0.9]), ["car"], (H, W))
+    boxes = [found, Detections.empty((H, W), "'car' was not detected"), found]
+    out = SAMMask.execute(sam, image, boxes, "union", 0, 0.0, "keep image")
+    mask, info = out.args
+    assert mask.shape == (3, H, W)
+    assert torch.all(mask[1] == 0) and "image 1: 'car' was not detected" in info
+    assert sam.core.encoder_passes >= 2
+
+
+def test_wrong_model_file_and_missing_file_say_which_node_and_file(comfy, grounding_models):
+    root = grounding_models["root"]
+    sam_in_gdino = root / "grounding-dino" / "not_a_dino.pth"
+    if not sam_in_gdino.exists():
+        sam_in_gdino.hardlink_to(root / "sams" / grounding_models["sam"])
+    prompt = {"gd": {"class_type": "GroundedIP2P_GroundingDINOLoader",
+                     "inputs": {"model_name": "not_a_dino.pth", "precision": "auto"}}}
+    with pytest.raises(PromptError, match="Load GroundingDINO.*not_a_dino.pth"):
+        comfy.run(prompt, capture=("gd",))
+    Loader = comfy.node_class("GroundedIP2P_SAMLoader")
+    with pytest.raises(FileNotFoundError, match="Load SAM: model file 'gone.pth' not found.*sams"):
+        Loader.execute("gone.pth", "auto")
+
+
+def test_preview_draws_boxes_and_mask(comfy, grounding_models, street):
+    prompt = chain(grounding_models, street)
+    prompt["preview"] = {"class_type": "GroundedIP2P_PreviewBoxes",
+                         "inputs": {"image": ["img", 0], "boxes": ["select", 0], "mask": ["mask", 0],
+                                    "mask_opacity": 0.5}}
+    results = comfy.run(prompt, capture=("preview",))
+    drawn = comfy.output(results, "preview")
+    original = torch.frombuffer(bytearray(Image.open(comfy.work / "input" / street).convert("RGB").tobytes()),
+                                dtype=torch.uint8).reshape(H, W, 3).float() / 255
+    assert drawn.shape == (1, H, W, 3)
+    assert not torch.allclose(drawn[0], original)
