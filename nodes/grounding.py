@@ -97,17 +97,17 @@ class GroundingDINODetect(io.ComfyNode):
             inputs=[
                 GroundingDinoModel.Input("grounding_dino", tooltip="From Load GroundingDINO."),
                 io.Image.Input("image", tooltip="The image(s) to search; each image of a batch gets its own boxes."),
-                Phrases.Input("phrases", optional=True,
-                              tooltip="From Noun Phrase Extract. Connected: its candidates and anchor are detected."),
-                io.String.Input("prompt", default="", optional=True,
-                                tooltip="Used when 'phrases' is not connected: phrases separated by '.' or ',' "
-                                        "(e.g. 'car . tree')."),
                 io.Float.Input("box_threshold", default=0.3, min=0.0, max=1.0, step=0.01,
                                tooltip="Keep boxes whose best phrase-token score is above this (reference 0.3). "
                                        "Lower finds more, including wrong objects."),
                 io.Float.Input("text_threshold", default=0.25, min=0.0, max=1.0, step=0.01,
                                tooltip="A phrase's token score above this counts for labelling a box "
                                        "(reference 0.25)."),
+                Phrases.Input("phrases", optional=True,
+                              tooltip="From Noun Phrase Extract. Connected: its candidates and anchor are detected."),
+                io.String.Input("prompt", default="", optional=True,
+                                tooltip="Used when 'phrases' is not connected: phrases separated by '.' or ',' "
+                                        "(e.g. 'car . tree')."),
             ],
             outputs=[Boxes.Output(display_name="boxes"), io.String.Output(display_name="info")],
         )

@@ -10,6 +10,8 @@ import pytest
 
 from grounded_ip2p.workflow import WorkflowError, ui_to_api
 
+from .grounding_models import LOADERS, provide
+
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "example_workflows").glob("*.json"))
 
 OBJECT_INFO = {
@@ -50,11 +52,21 @@ def test_converter_names_missing_node_types():
         ui_to_api({"1": {"class_type": "Loader", "inputs": {}}}, OBJECT_INFO)
 
 
+@pytest.fixture(scope="session")
+def models_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("workflow-models")
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_workflow_runs_in_comfyui(comfy, ip2p_checkpoint, path):
+def test_example_workflow_runs_in_comfyui(comfy, ip2p_checkpoint, path, models_root):
     from PIL import Image
 
     workflow = json.loads(path.read_text())
+    # models first: the loaders' file lists are read when the node info is
+    for node in workflow["nodes"]:
+        folder = LOADERS.get(node["type"])
+        if folder:
+            provide(comfy, models_root, folder, node["widgets_values"][0])
     node_inputs = {name: cls.INPUT_TYPES() for name, cls in comfy.nodes.NODE_CLASS_MAPPINGS.items()}
     prompt = ui_to_api(workflow, node_inputs)
     # The user's own photo: a test image under the name the workflow uses.
@@ -70,3 +82,17 @@ def test_example_workflow_runs_in_comfyui(comfy, ip2p_checkpoint, path):
     written = set((comfy.work / "output").rglob("*.png")) - before
     assert written, "the workflow saved no image"
     assert all(Image.open(p).size == (64, 48) for p in written)
+
+
+def test_built_workflows_are_up_to_date(tmp_path, monkeypatch):
+    """The JSON files that example_workflows/build.py writes match what it writes now."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("build_examples", EXAMPLES[0].parent / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    monkeypatch.setattr(build, "HERE", tmp_path)
+    for make in build.BUILDERS:
+        fresh = make()
+        assert fresh.read_text() == (EXAMPLES[0].parent / fresh.name).read_text(), (
+            f"{fresh.name} is stale: run `python example_workflows/build.py`")
