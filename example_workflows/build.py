@@ -41,13 +41,13 @@ class Workflow:
     def link(self, src, slot, dst, name):
         s, d = self.nodes[src], self.nodes[dst]
         index = next(i for i, x in enumerate(d["inputs"]) if x["name"] == name)
-        link_id = len(self.links) + 1
+        link_id = max((link[0] for link in self.links), default=0) + 1
         s["outputs"][slot]["links"].append(link_id)
         d["inputs"][index]["link"] = link_id
         self.links.append([link_id, src, slot, dst, index, s["outputs"][slot]["type"]])
 
     def save(self, name: str) -> Path:
-        data = {"last_node_id": max(self.nodes), "last_link_id": len(self.links),
+        data = {"last_node_id": max(self.nodes), "last_link_id": max(link[0] for link in self.links),
                 "nodes": list(self.nodes.values()), "links": self.links, "groups": [], "config": {},
                 "extra": {"title": self.title, "ds": {"scale": 0.75, "offset": [0, 0]}}, "version": 0.4}
         path = HERE / f"{name}.json"
@@ -152,7 +152,102 @@ def grounded_edit() -> Path:
     return wf.save("grounded_edit")
 
 
-BUILDERS = [grounded_edit]
+def relative_edit() -> Path:
+    wf = Workflow("Relative edit: 'the lamp right of the bed', with the box preview")
+    grounding_chain(wf, "change the lamp right of the bed to a candle")
+    editor(wf, image_node=1, mask_node=(9, 0), text_from=(5, 2))
+    wf.note(30, (40, 820), (
+        "A relative instruction: only the lamp on the bed's right is edited, never the bed or another "
+        "lamp.\n\n"
+        "Noun Phrase Extract finds the target 'lamp', the anchor 'bed' and the direction 'right'; "
+        "GroundingDINO Detect looks for both in one pass; Select Boxes keeps the lamp box nearest the "
+        "bed on its right and rejects lamps on the wrong side (then nothing is selected and SAM Mask's "
+        "no_detection fallback applies). Preview Boxes shows the chosen box and the mask in red.\n\n"
+        "Try also: 'make the left car purple', 'make the second car from the left red', 'turn all the "
+        "cups blue' (plural: every cup).\n\n"
+        "Models: as in grounded_edit (checkpoints/instruct-pix2pix-00-22000.safetensors, "
+        "grounding-dino/groundingdino_swint_ogc.pth + GroundingDINO_SwinT_OGC.cfg.py, "
+        "sams/sam_vit_h_4b8939.pth, clip_filter/ViT-L-14.pt)."))
+    return wf.save("relative_edit")
+
+
+def add_object() -> Path:
+    wf = Workflow("Add an object next to another one")
+    grounding_chain(wf, "add a vase to the left of the lamp")
+    editor(wf, image_node=1, mask_node=(9, 0), text_from=(5, 2))
+    wf.nodes[9]["widgets_values"] = ["union", 11, 8.0, "edit whole image"]
+    wf.note(30, (40, 820), (
+        "Adding an object needs a mask where nothing is yet. Noun Phrase Extract reads kind 'add', the "
+        "anchor 'lamp' and the side 'left'; Select Boxes puts a rectangle beside the lamp's box (as large "
+        "as the lamp: GGIP2P's trained size model is not public), and SAM Mask fills it as it is "
+        "(feathered by 8 px here so the new object blends in). Without a side ('put a hat on the dog') "
+        "the rectangle is the anchor's box; without an anchor ('add a sunset at the top') it is that half "
+        "of the image.\n\n"
+        "Models: as in grounded_edit."))
+    return wf.save("add_object")
+
+
+def with_core_nodes() -> Path:
+    """The grounded edit beside ComfyUI's native InstructPix2Pix path, stitched and upscaled."""
+    wf = Workflow("Grounded edit beside ComfyUI's native InstructPix2Pix, then upscaled")
+    grounding_chain(wf, "make the left car purple", preview=False)
+    editor(wf, image_node=1, mask_node=(9, 0), text_from=(5, 2))
+    del wf.nodes[25]                                    # the stitched comparison is saved instead
+    wf.nodes[24]["outputs"][0]["links"] = []
+    wf.links = [link for link in wf.links if link[3] != 25]
+    x, y = 1500, 640
+    wf.node(40, "InstructPixToPixConditioning", (x, y), inputs=[
+        ("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("vae", "VAE"), ("pixels", "IMAGE")],
+        outputs=[("positive", "CONDITIONING"), ("negative", "CONDITIONING"), ("latent", "LATENT")], size=(320, 110))
+    wf.node(41, "DualCFGGuider", (x + 380, y), [7.5, 1.5, "regular"], inputs=[
+        ("model", "MODEL"), ("cond1", "CONDITIONING"), ("cond2", "CONDITIONING"), ("negative", "CONDITIONING")],
+        outputs=[("GUIDER", "GUIDER")], size=(320, 170))
+    wf.node(42, "RandomNoise", (x, y + 160), [42, "fixed"], outputs=[("NOISE", "NOISE")], size=(320, 90))
+    wf.node(43, "KSamplerSelect", (x, y + 280), ["euler_ancestral"], outputs=[("SAMPLER", "SAMPLER")], size=(320, 60))
+    wf.node(44, "BasicScheduler", (x, y + 370), ["normal", 20, 1.0], inputs=[("model", "MODEL")],
+            outputs=[("SIGMAS", "SIGMAS")], size=(320, 110))
+    wf.node(45, "SamplerCustomAdvanced", (x + 380, y + 220), inputs=[
+        ("noise", "NOISE"), ("guider", "GUIDER"), ("sampler", "SAMPLER"), ("sigmas", "SIGMAS"),
+        ("latent_image", "LATENT")], outputs=[("output", "LATENT"), ("denoised_output", "LATENT")], size=(300, 110))
+    wf.node(46, "VAEDecode", (x + 760, y + 220), inputs=[("samples", "LATENT"), ("vae", "VAE")],
+            outputs=[("IMAGE", "IMAGE")], size=(220, 60))
+    wf.node(47, "ImageStitch", (x + 1040, 40), ["right", True, 0, "white"],
+            inputs=[("image1", "IMAGE"), ("image2", "IMAGE")], outputs=[("IMAGE", "IMAGE")], size=(300, 150),
+            title="Left: grounded edit | right: native IP2P")
+    wf.node(48, "ImageScaleBy", (x + 1040, 240), ["lanczos", 2.0], inputs=[("image", "IMAGE")],
+            outputs=[("IMAGE", "IMAGE")], size=(300, 90))
+    wf.node(49, "SaveImage", (x + 1040, 380), ["grounded-ip2p-vs-native"], inputs=[("images", "IMAGE")],
+            size=(400, 420))
+    wf.link(21, 0, 40, "positive")
+    wf.link(22, 0, 40, "negative")
+    wf.link(20, 2, 40, "vae")
+    wf.link(1, 0, 40, "pixels")
+    wf.link(20, 0, 41, "model")
+    wf.link(40, 0, 41, "cond1")
+    wf.link(40, 1, 41, "cond2")
+    wf.link(22, 0, 41, "negative")
+    wf.link(20, 0, 44, "model")
+    for src, name in ((42, "noise"), (41, "guider"), (43, "sampler"), (44, "sigmas")):
+        wf.link(src, 0, 45, name)
+    wf.link(40, 2, 45, "latent_image")
+    wf.link(45, 0, 46, "samples")
+    wf.link(20, 2, 46, "vae")
+    wf.link(24, 0, 47, "image1")
+    wf.link(46, 0, 47, "image2")
+    wf.link(47, 0, 48, "image")
+    wf.link(48, 0, 49, "images")
+    wf.note(30, (40, 820), (
+        "How the pack fits into a bigger graph. The same instruction, seed and scales go through the "
+        "pack's grounded edit (top) and ComfyUI's own InstructPix2Pix path (InstructPixToPixConditioning "
+        "+ DualCFGGuider + SamplerCustomAdvanced, bottom). Image Stitch puts them side by side, Upscale "
+        "Image By doubles the size, Save Image writes the comparison. Outside the mask the left half keeps "
+        "the photo; the native edit changes the whole image. Without a mask, IP2P Blended Sampler gives "
+        "exactly the native result.\n\n"
+        "Models: as in grounded_edit."))
+    return wf.save("grounded_vs_native_upscaled")
+
+
+BUILDERS = [grounded_edit, relative_edit, add_object, with_core_nodes]
 
 if __name__ == "__main__":
     for build in BUILDERS:

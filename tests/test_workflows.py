@@ -81,7 +81,10 @@ def test_example_workflow_runs_in_comfyui(comfy, ip2p_checkpoint, path, models_r
     comfy.run(prompt, capture=())
     written = set((comfy.work / "output").rglob("*.png")) - before
     assert written, "the workflow saved no image"
-    assert all(Image.open(p).size == (64, 48) for p in written)
+    # the edit keeps the photo's size; comparisons stitch and upscale it by whole factors
+    for p in written:
+        w, h = Image.open(p).size
+        assert w % 64 == 0 and h % 48 == 0 and w // 64 >= 1 and h // 48 >= 1, (p.name, w, h)
 
 
 def test_built_workflows_are_up_to_date(tmp_path, monkeypatch):
