@@ -1,0 +1,676 @@
+"""The model files the example workflows need: where they go, whether they are there, and (only
+when asked) fetching them. Behind `grounded-ip2p models`:
+
+    grounded-ip2p models                         # a table per example workflow
+    grounded-ip2p models --json                  # the same, as one JSON object
+    grounded-ip2p models --verify                # also sha256 every file found (slow: GBs)
+    grounded-ip2p models --download              # fetch the missing catalog files
+    grounded-ip2p models --workflow grounded_edit --comfyui ~/ComfyUI
+    grounded-ip2p models --models-dir /data/ComfyUI/models --workflow my_workflow.json
+
+This module is the only place the pack touches the network, and only under `--download`:
+loading a model never downloads anything. A download goes to `<name>.part` in the model's folder,
+is checked (size, and sha256 where the catalog has one) and only then renamed to `<name>`; on any
+failure, Ctrl-C included, the `.part` file is deleted.
+
+Mirror: `GIP2P_MODEL_MIRROR=http://host:port[/prefix]` replaces the scheme and host of every
+official URL, keeping its path (so a mirror serves the same paths: `/timbrooks/instruct-pix2pix/
+resolve/main/...`, `/segment_anything/...`, `/clip/models/...`). The checksums are the catalog's
+either way. The tests use it to serve stand-in files from 127.0.0.1.
+
+Finding ComfyUI's models folder (no ComfyUI import): `--models-dir`, else `--comfyui` (the folder
+with main.py), else `$COMFYUI_PATH`, else the first folder above the pack (which lives in
+`ComfyUI/custom_nodes/<pack>`) that holds `main.py` and `models/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACK_DIR = Path(__file__).resolve().parent
+EXAMPLES_DIR = PACK_DIR / "example_workflows"
+MIRROR_ENV = "GIP2P_MODEL_MIRROR"
+CHUNK = 1 << 20
+
+EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One downloadable file. `size` in bytes and `sha256` as published (None: no published value
+    was found; the file is then checked by size only). `needs`: files that must lie beside it.
+    `aliases`: other names the pack also accepts for this file when it is needed beside another."""
+
+    name: str
+    folder: str
+    url: str
+    size: int | None
+    sha256: str | None
+    source: str
+    needs: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+
+# Each size and sha256 below was read in the source named in `source`; none is computed or guessed.
+_ENTRIES = (
+    ModelFile(
+        "instruct-pix2pix-00-22000.safetensors", "checkpoints",
+        "https://huggingface.co/timbrooks/instruct-pix2pix/resolve/main/instruct-pix2pix-00-22000.safetensors",
+        7703416451, "fbc31a67aab29ad38eef622a252d3fa4b0a81d4a4dc65da416cf45b13aa67688",
+        # Git LFS pointer (oid sha256 + size) of the file in the official repository:
+        "https://huggingface.co/timbrooks/instruct-pix2pix/blame/main/instruct-pix2pix-00-22000.safetensors",
+    ),
+    ModelFile(
+        "groundingdino_swint_ogc.pth", "grounding-dino",
+        "https://huggingface.co/ShilongLiu/GroundingDINO/resolve/main/groundingdino_swint_ogc.pth",
+        693997677, "3b3ca2563c77c69f651d7bd133e97139c186df06231157a64c507099c52bc799",
+        # LFS pointer in the commit that uploaded it to the official repository:
+        "https://huggingface.co/ShilongLiu/GroundingDINO/commit/84311ae61139581d0e62eca0bad610ad14e70aef",
+        needs=("GroundingDINO_SwinT_OGC.cfg.py",),
+    ),
+    ModelFile(
+        "GroundingDINO_SwinT_OGC.cfg.py", "grounding-dino",
+        "https://huggingface.co/ShilongLiu/GroundingDINO/resolve/main/GroundingDINO_SwinT_OGC.cfg.py",
+        # A small text file (not in LFS): no sha256 is published for it. Size: the byte count Hugging
+        # Face shows for a copy whose text is identical to the official file's
+        # (https://huggingface.co/fofr/comfyui/blame/main/grounding-dino/GroundingDINO_SwinT_OGC.cfg.py,
+        # "File size: 1,006 Bytes"; the official page only says 1.01 kB).
+        1006, None,
+        "https://huggingface.co/fofr/comfyui/blame/main/grounding-dino/GroundingDINO_SwinT_OGC.cfg.py (size)",
+        aliases=("GroundingDINO_SwinT_OGC.py",),
+    ),
+    ModelFile(
+        "groundingdino_swinb_cogcoor.pth", "grounding-dino",
+        "https://huggingface.co/ShilongLiu/GroundingDINO/resolve/main/groundingdino_swinb_cogcoor.pth",
+        938057991, "46270f7a822e6906b655b729c90613e48929d0f2bb8b9b76fd10a856f3ac6ab7",
+        "https://huggingface.co/ShilongLiu/GroundingDINO/commit/81ca292d6957b64598c0927d23f9ca399900e170",
+        needs=("GroundingDINO_SwinB.cfg.py",),
+    ),
+    ModelFile(
+        "GroundingDINO_SwinB.cfg.py", "grounding-dino",
+        "https://huggingface.co/ShilongLiu/GroundingDINO/resolve/main/GroundingDINO_SwinB.cfg.py",
+        # No sha256 published (not in LFS); size as the official blame page shows it.
+        1007, None,
+        "https://huggingface.co/ShilongLiu/GroundingDINO/blame/main/GroundingDINO_SwinB.cfg.py (size)",
+        aliases=("GroundingDINO_SwinB_cfg.py",),
+    ),
+    # SAM: sha256 from micro-sam's model registry (computational-cell-analytics/micro-sam,
+    # micro_sam/util.py, which downloads these URLs and checks them with pooch); sizes from the
+    # LFS pointers of a copy with the same sha256
+    # (https://huggingface.co/mashb1t/misc/commit/78e181357bf2e286bf2e76635c0b5cd89583c5d9).
+    ModelFile(
+        "sam_vit_h_4b8939.pth", "sams",
+        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+        2564550879, "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        "micro-sam micro_sam/util.py (sha256); huggingface.co/mashb1t/misc commit 78e1813 (size)",
+    ),
+    ModelFile(
+        "sam_vit_l_0b3195.pth", "sams",
+        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+        1249524607, "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        "micro-sam micro_sam/util.py (sha256); huggingface.co/mashb1t/misc commit 78e1813 (size)",
+    ),
+    ModelFile(
+        "sam_vit_b_01ec64.pth", "sams",
+        "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+        375042383, "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        "micro-sam micro_sam/util.py (sha256); huggingface.co/mashb1t/misc commit 78e1813 (size)",
+    ),
+    ModelFile(
+        "ViT-L-14.pt", "clip_filter",
+        "https://openaipublic.azureedge.net/clip/models/"
+        "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
+        # OpenAI's URL path segment is the file's sha256 (openai/CLIP clip/clip.py `_download`
+        # checks it: expected_sha256 = url.split("/")[-2]); size from the LFS pointer of a copy
+        # with that sha256 (https://huggingface.co/camenduru/SyncDreamer/commit/f28d14c33fce7a5f10e7619554d8932c8b79c4ac).
+        932768134, "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+        "openai/CLIP clip/clip.py (sha256 = URL segment); huggingface.co/camenduru/SyncDreamer commit f28d14c (size)",
+    ),
+)
+CATALOG: dict[str, ModelFile] = {entry.name: entry for entry in _ENTRIES}
+
+# Loader node type -> (widget index of the file name, ComfyUI folder, widget name in a dict form)
+LOADERS = {
+    "CheckpointLoaderSimple": (0, "checkpoints", "ckpt_name"),
+    "GroundedIP2P_GroundingDINOLoader": (0, "grounding-dino", "model_name"),
+    "GroundedIP2P_SAMLoader": (0, "sams", "model_name"),
+    "GroundedIP2P_ClipFilterLoader": (0, "clip_filter", "model_name"),
+}
+FOLDERS = sorted({folder for _, folder, _ in LOADERS.values()})
+SKIPPED_MODES = {2, 4}  # muted, bypassed: such a loader loads nothing
+
+
+class ModelsError(Exception):
+    """A usage error: exit code 2, one line."""
+
+
+class DownloadError(Exception):
+    """A download that did not give the expected file (nothing was left behind)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# What the workflows need
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Need:
+    name: str                 # as the workflow names it (may be a path relative to the folder)
+    folder: str
+    required_by: str | None = None  # the file this one has to lie beside
+
+
+def _workflow_nodes(workflow: dict):
+    yield from workflow.get("nodes") or ()
+    for subgraph in (workflow.get("definitions") or {}).get("subgraphs") or ():
+        yield from subgraph.get("nodes") or ()
+
+
+def _widget(node: dict, index: int, key: str):
+    values = node.get("widgets_values")
+    if isinstance(values, list):
+        return values[index] if index < len(values) else None
+    if isinstance(values, dict):
+        return values.get(key)
+    return None
+
+
+def catalog_entry(name: str, folder: str) -> ModelFile | None:
+    """The catalog entry for a file name used in `folder` (a path's last part counts)."""
+    entry = CATALOG.get(name.replace("\\", "/").rsplit("/", 1)[-1])
+    return entry if entry is not None and entry.folder == folder else None
+
+
+def workflow_needs(workflow: dict) -> list[Need]:
+    """The model files a UI-format workflow's loaders name, with the files they need beside them."""
+    if not isinstance(workflow, dict) or not isinstance(workflow.get("nodes"), list):
+        raise ValueError("not a UI-format workflow (no 'nodes' list)")
+    needs: list[Need] = []
+    seen = set()
+
+    def add(need: Need):
+        key = (need.folder, need.name)
+        if key not in seen:
+            seen.add(key)
+            needs.append(need)
+
+    for node in _workflow_nodes(workflow):
+        loader = LOADERS.get(node.get("type")) if isinstance(node, dict) else None
+        if loader is None or node.get("mode") in SKIPPED_MODES:
+            continue
+        index, folder, key = loader
+        name = _widget(node, index, key)
+        if not isinstance(name, str) or not name.strip():
+            continue
+        add(Need(name, folder))
+        entry = catalog_entry(name, folder)
+        for companion in entry.needs if entry else ():
+            add(Need(companion, folder, required_by=name))
+    return needs
+
+
+def list_workflows(directory: Path, selected: list[str] | None = None) -> list[Path]:
+    """The workflows to check: every `*.json` of `directory`, or those `selected` (a name with or
+    without `.json`, or a path to a workflow file)."""
+    available = sorted(directory.glob("*.json")) if directory.is_dir() else []
+    if not selected:
+        if not available:
+            raise ModelsError(f"no workflows (*.json) in {directory}")
+        return available
+    chosen = []
+    for want in selected:
+        as_path = Path(want).expanduser()
+        if as_path.suffix.lower() == ".json" and as_path.is_file():
+            chosen.append(as_path)
+            continue
+        stem = want[:-5] if want.lower().endswith(".json") else want
+        match = [p for p in available if p.stem == stem]
+        if not match:
+            names = ", ".join(p.stem for p in available) or "none"
+            raise ModelsError(f"no workflow named '{want}' in {directory} (there are: {names})")
+        chosen.append(match[0])
+    return list(dict.fromkeys(chosen))
+
+
+def read_workflow(path: Path) -> list[Need]:
+    try:
+        return workflow_needs(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise ModelsError(f"cannot read workflow {path}: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Where ComfyUI's models are
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_comfyui(path: Path) -> bool:
+    return (path / "main.py").is_file() and (path / "models").is_dir()
+
+
+def find_models_dir(models_dir: str | None = None, comfyui: str | None = None,
+                    start: Path | None = None) -> tuple[Path, str]:
+    """ComfyUI's models folder and how it was found; ModelsError when there is none."""
+    if models_dir:
+        path = Path(models_dir).expanduser()
+        if not path.is_dir():
+            raise ModelsError(f"--models-dir {models_dir}: no such folder")
+        return path.resolve(), "--models-dir"
+    for value, origin in ((comfyui, "--comfyui"), (os.environ.get("COMFYUI_PATH"), "COMFYUI_PATH")):
+        if value:
+            path = Path(value).expanduser()
+            if not _is_comfyui(path):
+                raise ModelsError(f"{origin} {value}: not a ComfyUI folder (needs main.py and models/)")
+            return (path / "models").resolve(), origin
+    here = (start or PACK_DIR).resolve()
+    for parent in (here, *here.parents):
+        if _is_comfyui(parent):
+            return (parent / "models").resolve(), f"found above the pack ({parent})"
+    raise ModelsError("cannot find ComfyUI's models folder: pass --comfyui PATH (the folder with main.py) "
+                      "or --models-dir PATH, or set COMFYUI_PATH")
+
+
+def locate(root: Path, name: str) -> Path | None:
+    """`name` in the folder `root`: the exact relative path, else a file of that name in any
+    subfolder (ComfyUI lists folders recursively, links followed)."""
+    exact = root / name
+    if exact.is_file():
+        return exact
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if not root.is_dir():
+        return None
+    visited = set()
+    for directory, dirs, files in os.walk(root, followlinks=True):
+        visited.add(os.path.realpath(directory))
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(directory, d)) not in visited)
+        if base in files and os.path.isfile(os.path.join(directory, base)):
+            return Path(directory) / base
+    return None
+
+
+def _beside(directory: Path, entry: ModelFile | None, name: str, main: str) -> Path | None:
+    """A companion file next to its main file, under any name the pack accepts for it."""
+    if not directory.is_dir():
+        return None
+    stem = Path(main).name.rsplit(".", 1)[0]
+    wanted = [name, *(entry.aliases if entry else ()), f"{stem}.cfg.py", f"{stem}.py"]
+    present = {p.name.lower(): p for p in directory.iterdir() if p.is_file()}
+    return next((present[w.lower()] for w in wanted if w.lower() in present), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# State of each file
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileState:
+    name: str
+    folder: str
+    entry: ModelFile | None
+    required_by: str | None = None
+    path: Path | None = None
+    status: str = "missing"         # present | missing | wrong size | wrong checksum | downloaded | failed
+    actual_size: int | None = None
+    actual_sha256: str | None = None
+    note: str | None = None
+    target: Path | None = field(default=None, repr=False)  # where a download would go
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("present", "downloaded")
+
+    def to_dict(self) -> dict:
+        e = self.entry
+        return {
+            "name": self.name,
+            "folder": self.folder,
+            "in_catalog": e is not None,
+            "required_by": self.required_by,
+            "status": self.status,
+            "path": str(self.path) if self.path else None,
+            "expected_size": e.size if e else None,
+            "size": self.actual_size,
+            "expected_sha256": e.sha256 if e else None,
+            "sha256": self.actual_sha256,
+            "url": e.url if e else None,
+            "note": self.note,
+        }
+
+
+def _unverified_note(entry: ModelFile) -> str | None:
+    if entry.sha256 is None:
+        return ("sha256 unknown: verified by size only" if entry.size is not None
+                else "sha256 and size unknown: not verified")
+    return None
+
+
+def check(need: Need, models_dir: Path, main_paths: dict) -> FileState:
+    """Where a needed file is (no hashing)."""
+    root = models_dir / need.folder
+    entry = catalog_entry(need.name, need.folder)
+    state = FileState(need.name, need.folder, entry, need.required_by)
+    if need.required_by is not None:
+        main = main_paths.get((need.folder, need.required_by))
+        directory = main.parent if main else root
+        state.path = _beside(directory, entry, need.name, need.required_by)
+        state.target = directory / need.name
+    else:
+        state.path = locate(root, need.name)
+        main_paths[(need.folder, need.name)] = state.path
+        state.target = root / (entry.name if entry else need.name)
+    if state.path is not None:
+        state.status = "present"
+        state.actual_size = state.path.stat().st_size
+    if entry is None:
+        state.note = f"not in the catalog: put it in models/{need.folder} yourself"
+    elif state.path is not None and state.path.name != entry.name:
+        state.note = f"found as {state.path.name} (accepted by the pack; not checked against the catalog)"
+    elif state.path is not None and entry.sha256 is None:
+        _check_size(state)  # cheap: always done when the size is all there is
+    return state
+
+
+def _check_size(state: FileState) -> bool:
+    entry = state.entry
+    if entry.size is not None and state.actual_size != entry.size:
+        state.status = "wrong size"
+        state.note = f"{state.actual_size} bytes, expected {entry.size}"
+        return False
+    state.note = _unverified_note(entry)
+    return True
+
+
+def verify(state: FileState, progress_stream=None) -> None:
+    """Compare a present catalog file with its size and sha256 (hashing it: slow for big files)."""
+    entry = state.entry
+    if entry is None or state.path is None or state.path.name != entry.name:
+        return
+    if not _check_size(state) or entry.sha256 is None:
+        return
+    state.actual_sha256 = sha256_of(state.path, progress_stream)
+    if state.actual_sha256 != entry.sha256:
+        state.status = "wrong checksum"
+        state.note = f"sha256 {state.actual_sha256}, expected {entry.sha256}"
+    else:
+        state.note = "sha256 verified"
+
+
+def sha256_of(path: Path, progress_stream=None) -> str:
+    digest = hashlib.sha256()
+    bar = Progress(f"hashing {path.name}", path.stat().st_size, progress_stream)
+    done = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            bar.update(done)
+    bar.finish(done)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloading
+# ---------------------------------------------------------------------------------------------
+
+
+def _human(n: int | None) -> str:
+    if n is None:
+        return "?"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+class Progress:
+    """A one-line progress bar on stderr (redrawn at most 10 times a second on a terminal; off a
+    terminal, only the final line)."""
+
+    def __init__(self, label: str, total: int | None, stream=None):
+        self.label, self.total = label, total
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = self.last = time.monotonic()
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if not self.tty or now - self.last < 0.1:
+            return
+        self.last = now
+        self.stream.write("\r" + self._line(done, now) + "\x1b[K")
+        self.stream.flush()
+
+    def _line(self, done: int, now: float) -> str:
+        rate = done / max(now - self.start, 1e-6)
+        if self.total:
+            frac = min(done / self.total, 1.0)
+            bar = "#" * int(frac * 30)
+            return (f"{self.label} [{bar:<30}] {frac * 100:5.1f}% {_human(done)}/{_human(self.total)} "
+                    f"{_human(int(rate))}/s")
+        return f"{self.label} {_human(done)} {_human(int(rate))}/s"
+
+    def finish(self, done: int, failed: bool = False) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+        if not failed and (self.tty or self.total is None or self.total > 64 * CHUNK):
+            elapsed = time.monotonic() - self.start
+            self.stream.write(f"{self.label}: {_human(done)} in {elapsed:.1f} s\n")
+        self.stream.flush()
+
+
+def check_mirror(mirror: str | None = None) -> None:
+    """DownloadError when $GIP2P_MODEL_MIRROR (or `mirror`) is set but not an http(s) URL."""
+    download_url(ModelFile("x", "x", "https://example.org/x", None, None, ""), mirror)
+
+
+def download_url(entry: ModelFile, mirror: str | None = None) -> str:
+    """The official URL, or the same path on `mirror` (default: $GIP2P_MODEL_MIRROR)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    mirror = os.environ.get(MIRROR_ENV) if mirror is None else mirror
+    if not mirror:
+        return entry.url
+    m, u = urlsplit(mirror), urlsplit(entry.url)
+    if m.scheme not in ("http", "https") or not m.netloc:
+        raise DownloadError(f"{MIRROR_ENV}={mirror!r} is not an http(s) URL")
+    return urlunsplit((m.scheme, m.netloc, m.path.rstrip("/") + u.path, u.query, ""))
+
+
+def download(entry: ModelFile, dest: Path, *, mirror: str | None = None, progress_stream=None,
+             timeout: float = 60.0) -> str:
+    """Fetch `entry` to `dest` through `dest.part`: checked (size, sha256 when known) before it is
+    renamed. Returns the sha256 of what was written. On any failure, interruption included, the
+    .part file is removed and nothing is left at `dest`: DownloadError (or the interruption)."""
+    import http.client
+    from urllib.error import HTTPError, URLError
+    from urllib.request import Request, urlopen
+
+    from . import __version__
+
+    url = download_url(entry, mirror)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    if entry.size is not None:
+        free = shutil.disk_usage(dest.parent).free
+        if free < entry.size:
+            raise DownloadError(f"needs {_human(entry.size)}, only {_human(free)} free in {dest.parent}")
+    bar = Progress(f"downloading {entry.name}", entry.size, progress_stream)
+    bar.stream.write(f"downloading {entry.name} ({_human(entry.size)}) from {url}\n")
+    done = 0
+    try:
+        request = Request(url, headers={"User-Agent": f"grounded-ip2p/{__version__}"})
+        try:
+            response = urlopen(request, timeout=timeout)
+        except HTTPError as exc:
+            raise DownloadError(f"{url} answered HTTP {exc.code} {exc.reason}") from None
+        except (URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DownloadError(f"cannot reach {url} ({reason})") from None
+        with response:
+            header = response.headers.get("Content-Length")
+            announced = int(header) if header and header.isdigit() else None
+            if announced is not None and entry.size is not None and announced != entry.size:
+                raise DownloadError(f"{url} serves {announced} bytes, expected {entry.size}")
+            digest = hashlib.sha256()
+            try:
+                with open(part, "wb") as out:
+                    while chunk := response.read(CHUNK):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        done += len(chunk)
+                        bar.update(done)
+            except (OSError, http.client.HTTPException) as exc:
+                raise DownloadError(f"the connection failed after {done} bytes "
+                                    f"({type(exc).__name__}: {exc})") from None
+        expected = entry.size if entry.size is not None else announced
+        if expected is not None and done != expected:
+            raise DownloadError(f"the connection closed after {done} of {expected} bytes")
+        actual = digest.hexdigest()
+        if entry.sha256 is not None and actual != entry.sha256:
+            raise DownloadError(f"checksum mismatch: expected sha256 {entry.sha256}, "
+                                f"got {actual}; the file was not kept")
+        os.replace(part, dest)
+    except BaseException:
+        bar.finish(done, failed=True)
+        try:
+            part.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    bar.finish(done)
+    return actual
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+# ---------------------------------------------------------------------------------------------
+
+
+def _status_text(state: FileState) -> str:
+    if state.entry is None:
+        return f"{state.status} (not in the catalog)"
+    return state.status
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def render_text(models_dir: Path, origin: str, report: list[tuple[Path, list[FileState]]]) -> str:
+    lines = [f"models folder: {models_dir} ({origin})"]
+    for path, states in report:
+        lines += ["", f"{path.name}:"]
+        if not states:
+            lines.append("  (no model files)")
+            continue
+        rows = [["file", "folder", "status", "size"]]
+        notes = []
+        for s in states:
+            size = s.actual_size if s.actual_size is not None else (s.entry.size if s.entry else None)
+            name = s.name if s.required_by is None else f"{s.name} (beside {s.required_by})"
+            rows.append([name, s.folder, _status_text(s), _human(size)])
+            if s.note and not s.ok:
+                notes.append(f"  {s.name}: {s.note}")
+            elif s.note and s.entry is not None and s.entry.sha256 is None:
+                notes.append(f"  {s.name}: {s.note}")
+        lines += _table(rows) + notes
+    states = [s for _, group in report for s in group]
+    missing = [s for s in states if s.status == "missing" and s.entry is not None]
+    bad = [s for s in states if s.status in ("wrong size", "wrong checksum")]
+    if missing:
+        lines += ["", f"{len({s.name for s in missing})} catalog file(s) missing: "
+                      "`grounded-ip2p models --download` fetches them."]
+    if bad:
+        lines += ["", "Files that do not match the catalog: `grounded-ip2p models --verify --download` "
+                      "fetches them again (the old file is replaced only by a verified one)."]
+    return "\n".join(lines) + "\n"
+
+
+def run(args, out=None, err=None) -> int:
+    """`grounded-ip2p models` (args from cli.py's parser). Returns the exit code."""
+    out = out if out is not None else sys.stdout
+    err = err if err is not None else sys.stderr
+    prog = "grounded-ip2p models"
+    try:
+        models_dir, origin = find_models_dir(args.models_dir, args.comfyui)
+        directory = Path(args.workflows_dir).expanduser() if args.workflows_dir else EXAMPLES_DIR
+        workflows = list_workflows(directory, args.workflow)
+        needs = [(path, read_workflow(path)) for path in workflows]
+        if args.download:
+            check_mirror()
+    except (ModelsError, DownloadError) as exc:
+        print(f"{prog}: {exc}", file=err)
+        return EXIT_USAGE
+
+    report: list[tuple[Path, list[FileState]]] = []
+    by_target: dict[Path, list[FileState]] = {}
+    for path, wanted in needs:
+        main_paths: dict = {}
+        report.append((path, [check(need, models_dir, main_paths) for need in wanted]))
+
+    interrupted = False
+    try:
+        if args.verify:
+            hashed: dict[Path, FileState] = {}
+            for _, states in report:
+                for s in states:
+                    if s.status != "present" or s.entry is None:
+                        continue
+                    key = s.path.resolve()
+                    if key in hashed:
+                        done = hashed[key]
+                        s.status, s.actual_sha256, s.note = done.status, done.actual_sha256, done.note
+                    else:
+                        verify(s, err)
+                        hashed[key] = s
+        if args.download:
+            for _, states in report:
+                for s in states:
+                    if s.entry is None or s.status not in ("missing", "wrong size", "wrong checksum"):
+                        continue
+                    target = s.path if s.path is not None else s.target
+                    by_target.setdefault(target, []).append(s)
+            for target, states in by_target.items():
+                entry = states[0].entry
+                try:
+                    sha = download(entry, target, progress_stream=err)
+                except (DownloadError, OSError) as exc:  # OSError: e.g. the folder is not writable
+                    print(f"{prog}: could not download {entry.name}: {exc}", file=err)
+                    for s in states:
+                        s.status, s.note = "failed", str(exc)
+                    continue
+                for s in states:
+                    s.status, s.path, s.actual_size = "downloaded", target, target.stat().st_size
+                    s.actual_sha256 = sha
+                    s.note = "sha256 verified" if entry.sha256 else _unverified_note(entry)
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"\n{prog}: interrupted (no partial file was left)", file=err)
+
+    if args.json:
+        payload = {
+            "models_dir": str(models_dir),
+            "models_dir_origin": origin,
+            "ok": all(s.ok for _, states in report for s in states),
+            "workflows": [{"workflow": path.name, "path": str(path),
+                           "files": [s.to_dict() for s in states]} for path, states in report],
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        out.write(render_text(models_dir, origin, report))
+    out.flush()
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if all(s.ok for _, states in report for s in states) else EXIT_MISSING
+

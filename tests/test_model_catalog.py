@@ -1,0 +1,379 @@
+"""`grounded-ip2p models`: what the workflows need, where it goes, and downloads checked against the
+catalog. Downloads come from a local HTTP server on 127.0.0.1 (GIP2P_MODEL_MIRROR points the
+official URLs at it) serving small stand-in files; no ComfyUI, no network."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from grounded_ip2p import cli, model_catalog
+from grounded_ip2p.model_catalog import ModelFile
+
+REPO = Path(__file__).resolve().parents[1]
+HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# The stand-in files the local server has (path -> body); "drop" announces more than it sends.
+GOOD = b"ip2p-weights" * 300
+DET = b"gdino-weights" * 200
+CFG = b'backbone = "swin_T_224_1k"\n'
+BAD = b"tampered-file" * 100
+DROPPED = b"half a file" * 100
+BIG = bytes(range(256)) * (3 * 4096 + 7)  # > 1 MiB: several chunks
+PRESENT = b"already here" * 50
+SERVED = {
+    "/files/ckpt.safetensors": GOOD,
+    "/files/det.pth": DET,
+    "/files/det.cfg.py": CFG,
+    "/files/wrong.pth": BAD,
+    "/files/dropped.pth": DROPPED,
+    "/files/big.pth": BIG,
+    "/files/present.pth": PRESENT,
+}
+OFFICIAL = "https://official.invalid/files/"
+
+
+def entry(name, folder, data, *, sha256=True, needs=(), size=None):
+    return ModelFile(name, folder, OFFICIAL + name, len(data) if size is None else size,
+                     sha(data) if sha256 is True else sha256, "test", needs=needs)
+
+
+STAND_IN = {e.name: e for e in (
+    entry("ckpt.safetensors", "checkpoints", GOOD),
+    entry("det.pth", "grounding-dino", DET, needs=("det.cfg.py",)),
+    entry("det.cfg.py", "grounding-dino", CFG, sha256=None),
+    entry("wrong.pth", "sams", b"the-real-file" * 100),        # same size as BAD, other bytes
+    entry("dropped.pth", "sams", DROPPED, size=len(DROPPED) + 1000, sha256=None),
+    entry("gone.pth", "clip_filter", b"never served"),
+    entry("big.pth", "sams", BIG),
+    entry("present.pth", "sams", PRESENT),
+)}
+
+
+class Handler(BaseHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        Handler.requests.append(self.path)
+        body = SERVED.get(self.path)
+        if body is None:
+            self.send_error(404, "Not Found")
+            return
+        self.send_response(200)
+        dropped = self.path.endswith("dropped.pth")
+        self.send_header("Content-Length", str(len(body) + (1000 if dropped else 0)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        if dropped:
+            self.close_connection = True  # the connection ends 1000 bytes short
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, server):
+    """A ComfyUI-like folder, a workflows folder, the stand-in catalog and the local mirror."""
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "models" / "checkpoints").mkdir(parents=True)
+    (comfy / "main.py").write_text("# ComfyUI\n")
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    monkeypatch.setattr(model_catalog, "CATALOG", STAND_IN)
+    monkeypatch.setenv(model_catalog.MIRROR_ENV, server)
+    monkeypatch.delenv("COMFYUI_PATH", raising=False)
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.setenv(var, "*")
+    Handler.requests.clear()
+    return comfy, workflows
+
+
+def node(id, type, widgets, mode=0):
+    return {"id": id, "type": type, "mode": mode, "inputs": [], "outputs": [], "widgets_values": widgets}
+
+
+def write_workflow(directory: Path, name: str, loaders: list[tuple[str, str] | tuple[str, str, int]]):
+    nodes = [node(i + 1, t, [value, "auto"], *rest) for i, (t, value, *rest) in enumerate(loaders)]
+    nodes.append(node(99, "Note", ["Model: models/checkpoints/ckpt.safetensors"]))
+    (directory / f"{name}.json").write_text(json.dumps({"nodes": nodes, "links": []}))
+
+
+def models(comfy, workflows, *args):
+    return cli.main(["models", "--comfyui", str(comfy), "--workflows-dir", str(workflows), *args])
+
+
+def no_part_files(root: Path):
+    return not list(root.rglob("*.part"))
+
+
+def test_listing_present_missing_and_not_in_catalog(env, capsys):
+    comfy, workflows = env
+    (comfy / "models" / "sams" / "sub").mkdir(parents=True)
+    (comfy / "models" / "sams" / "sub" / "present.pth").write_bytes(PRESENT)  # found in a subfolder
+    write_workflow(workflows, "edit", [
+        ("CheckpointLoaderSimple", "ckpt.safetensors"),
+        ("GroundedIP2P_GroundingDINOLoader", "det.pth"),
+        ("GroundedIP2P_SAMLoader", "present.pth"),
+        ("GroundedIP2P_ClipFilterLoader", "my_own_clip.safetensors"),
+        ("GroundedIP2P_SAMLoader", "muted.pth", 2),  # a muted loader needs nothing
+    ])
+    code = models(comfy, workflows)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"models folder: {(comfy / 'models').resolve()} (--comfyui)" in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ") and "  " in line.strip()}
+    assert re.search(r"checkpoints\s+missing\s", rows["ckpt.safetensors"])
+    assert re.search(r"grounding-dino\s+missing\s", rows["det.pth"])
+    assert "beside det.pth" in rows["det.cfg.py"]
+    assert re.search(r"sams\s+present\s", rows["present.pth"])
+    assert re.search(r"clip_filter\s+missing \(not in the catalog\)", rows["my_own_clip.safetensors"])
+    assert "not in the catalog: put it in models/clip_filter yourself" in out
+    assert "muted.pth" not in out
+    assert not Handler.requests  # listing never touches the network
+
+
+def test_json_structure(env, capsys):
+    comfy, workflows = env
+    (comfy / "models" / "sams").mkdir(parents=True)
+    (comfy / "models" / "sams" / "present.pth").write_bytes(PRESENT)
+    write_workflow(workflows, "a", [("GroundedIP2P_SAMLoader", "present.pth")])
+    write_workflow(workflows, "b", [("GroundedIP2P_GroundingDINOLoader", "det.pth"),
+                                    ("CheckpointLoaderSimple", "mine.safetensors")])
+    assert models(comfy, workflows, "--json") == 1
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"models_dir", "models_dir_origin", "ok", "workflows"}
+    assert data["ok"] is False and data["models_dir"] == str((comfy / "models").resolve())
+    assert [w["workflow"] for w in data["workflows"]] == ["a.json", "b.json"]
+    keys = {"name", "folder", "in_catalog", "required_by", "status", "path", "expected_size", "size",
+            "expected_sha256", "sha256", "url", "note"}
+    files = {f["name"]: f for w in data["workflows"] for f in w["files"]}
+    assert all(set(f) == keys for f in files.values())
+    assert files["present.pth"]["status"] == "present" and files["present.pth"]["size"] == len(PRESENT)
+    assert files["present.pth"]["path"] == str(comfy / "models" / "sams" / "present.pth")
+    assert files["present.pth"]["sha256"] is None  # not hashed without --verify
+    assert files["det.pth"]["status"] == "missing" and files["det.pth"]["url"] == OFFICIAL + "det.pth"
+    assert files["det.cfg.py"]["required_by"] == "det.pth"
+    assert files["mine.safetensors"]["in_catalog"] is False and files["mine.safetensors"]["url"] is None
+
+
+def test_download_verifies_and_leaves_no_part(env, capsys):
+    comfy, workflows = env
+    write_workflow(workflows, "edit", [("CheckpointLoaderSimple", "ckpt.safetensors"),
+                                       ("GroundedIP2P_GroundingDINOLoader", "det.pth")])
+    assert models(comfy, workflows, "--download", "--json") == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    files = {f["name"]: f for f in data["workflows"][0]["files"]}
+    assert data["ok"] and {f["status"] for f in files.values()} == {"downloaded"}
+    assert files["ckpt.safetensors"]["sha256"] == sha(GOOD) and files["ckpt.safetensors"]["note"] == "sha256 verified"
+    assert files["det.cfg.py"]["note"] == "sha256 unknown: verified by size only"
+    assert (comfy / "models" / "checkpoints" / "ckpt.safetensors").read_bytes() == GOOD
+    assert (comfy / "models" / "grounding-dino" / "det.pth").read_bytes() == DET
+    assert (comfy / "models" / "grounding-dino" / "det.cfg.py").read_bytes() == CFG  # beside its .pth
+    assert no_part_files(comfy)
+    assert "downloading ckpt.safetensors" in captured.err  # progress goes to stderr
+    assert sorted(Handler.requests) == ["/files/ckpt.safetensors", "/files/det.cfg.py", "/files/det.pth"]
+
+    # Everything is there now: nothing is fetched again.
+    Handler.requests.clear()
+    assert models(comfy, workflows, "--download") == 0
+    out = capsys.readouterr().out
+    assert "sha256 unknown: verified by size only" in out and not Handler.requests
+
+
+def test_wrong_checksum_keeps_nothing(env, capsys):
+    comfy, workflows = env
+    write_workflow(workflows, "edit", [("GroundedIP2P_SAMLoader", "wrong.pth")])
+    assert models(comfy, workflows, "--download") == 1
+    captured = capsys.readouterr()
+    assert not (comfy / "models" / "sams" / "wrong.pth").exists() and no_part_files(comfy)
+    message = next(line for line in captured.err.splitlines() if "checksum mismatch" in line)
+    assert "wrong.pth" in message and STAND_IN["wrong.pth"].sha256 in message and sha(BAD) in message
+    assert re.search(r"wrong\.pth\s+sams\s+failed", captured.out)
+
+
+def test_dropped_connection_keeps_nothing(env, capsys):
+    comfy, workflows = env
+    write_workflow(workflows, "edit", [("GroundedIP2P_SAMLoader", "dropped.pth")])
+    assert models(comfy, workflows, "--download") == 1
+    err = capsys.readouterr().err
+    assert not (comfy / "models" / "sams" / "dropped.pth").exists() and no_part_files(comfy)
+    assert f"could not download dropped.pth: the connection closed after {len(DROPPED)} of {len(DROPPED) + 1000} bytes" in err
+
+
+def test_404_is_a_clear_failure(env, capsys):
+    comfy, workflows = env
+    write_workflow(workflows, "edit", [("GroundedIP2P_ClipFilterLoader", "gone.pth")])
+    assert models(comfy, workflows, "--download") == 1
+    err = capsys.readouterr().err
+    assert re.search(r"could not download gone\.pth: http://127\.0\.0\.1:\d+/files/gone\.pth answered HTTP 404", err)
+    assert not list((comfy / "models").rglob("gone.pth*"))
+
+
+def test_interrupt_removes_the_part_file(env, capsys, monkeypatch):
+    comfy, workflows = env
+    write_workflow(workflows, "edit", [("GroundedIP2P_SAMLoader", "big.pth")])
+    seen = []
+
+    def ctrl_c(self, done):
+        seen.append(done)
+        assert (comfy / "models" / "sams" / "big.pth.part").is_file()  # written beside the target
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model_catalog.Progress, "update", ctrl_c)
+    assert models(comfy, workflows, "--download") == model_catalog.EXIT_INTERRUPTED
+    assert seen and "interrupted" in capsys.readouterr().err
+    assert not (comfy / "models" / "sams" / "big.pth").exists() and no_part_files(comfy)
+
+
+def test_present_file_is_not_downloaded_again_and_verify_hashes(env, capsys):
+    comfy, workflows = env
+    sams = comfy / "models" / "sams"
+    sams.mkdir(parents=True)
+    (sams / "present.pth").write_bytes(PRESENT)
+    (sams / "wrong.pth").write_bytes(BAD)  # right size, wrong bytes
+    write_workflow(workflows, "edit", [("GroundedIP2P_SAMLoader", "present.pth"),
+                                       ("GroundedIP2P_SAMLoader", "wrong.pth")])
+    assert models(comfy, workflows, "--download") == 0  # by name both are there
+    assert not Handler.requests
+    capsys.readouterr()
+    assert models(comfy, workflows, "--verify", "--json") == 1
+    files = {f["name"]: f for f in json.loads(capsys.readouterr().out)["workflows"][0]["files"]}
+    assert files["present.pth"]["status"] == "present" and files["present.pth"]["sha256"] == sha(PRESENT)
+    assert files["wrong.pth"]["status"] == "wrong checksum" and files["wrong.pth"]["sha256"] == sha(BAD)
+    assert not Handler.requests
+    # --verify --download replaces it, only once the new file checked out (here it cannot: the
+    # mirror serves the bad bytes), so the old file stays.
+    assert models(comfy, workflows, "--verify", "--download") == 1
+    assert (sams / "wrong.pth").read_bytes() == BAD and no_part_files(comfy)
+    assert Handler.requests == ["/files/wrong.pth"]
+
+
+def test_finding_the_models_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("COMFYUI_PATH", raising=False)
+    comfy = tmp_path / "ComfyUI"
+    pack = comfy / "custom_nodes" / "grounded-ip2p"
+    pack.mkdir(parents=True)
+    (comfy / "models").mkdir()
+    (comfy / "main.py").write_text("")
+    models_dir = (comfy / "models").resolve()
+    find = model_catalog.find_models_dir
+    assert find(start=pack) == (models_dir, f"found above the pack ({comfy.resolve()})")
+    assert find(comfyui=str(comfy), start=tmp_path) == (models_dir, "--comfyui")
+    assert find(models_dir=str(comfy / "models"), start=tmp_path) == (models_dir, "--models-dir")
+    monkeypatch.setenv("COMFYUI_PATH", str(comfy))
+    assert find(start=tmp_path) == (models_dir, "COMFYUI_PATH")
+    monkeypatch.setenv("COMFYUI_PATH", str(tmp_path))
+    with pytest.raises(model_catalog.ModelsError, match="COMFYUI_PATH .*not a ComfyUI folder"):
+        find(start=pack)
+    monkeypatch.delenv("COMFYUI_PATH")
+    with pytest.raises(model_catalog.ModelsError, match="cannot find ComfyUI's models folder"):
+        find(start=tmp_path)
+
+    # The command: none found -> one line on stderr, exit 2.
+    monkeypatch.setattr(model_catalog, "PACK_DIR", tmp_path)
+    assert cli.main(["models"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--comfyui PATH" in err
+    assert cli.main(["models", "--models-dir", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_usage_errors(env, capsys, monkeypatch):
+    comfy, workflows = env
+    write_workflow(workflows, "edit", [("CheckpointLoaderSimple", "ckpt.safetensors")])
+    assert models(comfy, workflows, "--workflow", "nope") == 2
+    assert "no workflow named 'nope'" in capsys.readouterr().err
+    assert models(comfy, workflows, "--workflow", "edit.json") == 1  # found, file missing
+    capsys.readouterr()
+    (workflows / "broken.json").write_text("{not json")
+    assert models(comfy, workflows, "--workflow", "broken") == 2
+    assert "cannot read workflow" in capsys.readouterr().err
+    monkeypatch.setenv(model_catalog.MIRROR_ENV, "ftp:/nowhere")
+    assert models(comfy, workflows, "--workflow", "edit", "--download") == 2
+    assert "GIP2P_MODEL_MIRROR" in capsys.readouterr().err and not Handler.requests
+
+
+def test_mirror_replaces_scheme_and_host_only():
+    e = model_catalog.CATALOG["sam_vit_b_01ec64.pth"]
+    assert model_catalog.download_url(e, "") == e.url
+    assert (model_catalog.download_url(e, "http://127.0.0.1:8000/mirror/")
+            == "http://127.0.0.1:8000/mirror/segment_anything/sam_vit_b_01ec64.pth")
+
+
+def test_real_catalog_is_well_formed():
+    catalog = model_catalog.CATALOG
+    expected = {"instruct-pix2pix-00-22000.safetensors", "groundingdino_swint_ogc.pth",
+                "GroundingDINO_SwinT_OGC.cfg.py", "groundingdino_swinb_cogcoor.pth", "GroundingDINO_SwinB.cfg.py",
+                "sam_vit_h_4b8939.pth", "sam_vit_l_0b3195.pth", "sam_vit_b_01ec64.pth", "ViT-L-14.pt"}
+    assert set(catalog) == expected
+    for name, e in catalog.items():
+        assert e.name == name and e.url.startswith("https://") and e.url.rsplit("/", 1)[-1] == name
+        assert e.folder in model_catalog.FOLDERS
+        assert e.sha256 is None or HEX64.fullmatch(e.sha256), name
+        assert e.size is None or (isinstance(e.size, int) and e.size > 0), name
+        assert e.source
+        for companion in e.needs:
+            assert catalog[companion].folder == e.folder
+    # OpenAI's URL names the file's sha256.
+    clip = catalog["ViT-L-14.pt"]
+    assert clip.url.split("/")[-2] == clip.sha256
+    assert catalog["groundingdino_swint_ogc.pth"].needs == ("GroundingDINO_SwinT_OGC.cfg.py",)
+    assert catalog["groundingdino_swinb_cogcoor.pth"].needs == ("GroundingDINO_SwinB.cfg.py",)
+
+
+EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_model_of_the_example_workflows_is_in_the_catalog(path):
+    needs = model_catalog.read_workflow(path)
+    assert needs, f"{path.name} names no model file"
+    for need in needs:
+        assert model_catalog.catalog_entry(need.name, need.folder) is not None, (need.name, need.folder)
+
+
+NETWORK_MODULES = {"urllib", "urllib3", "requests", "http", "httpx", "aiohttp"}
+
+
+def test_only_the_model_command_touches_the_network():
+    offenders = []
+    for package in ("grounding", "sampling", "nodes"):
+        for file in sorted((REPO / package).rglob("*.py")):
+            for n in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
+                names = ([a.name for a in n.names] if isinstance(n, ast.Import)
+                         else [n.module or ""] if isinstance(n, ast.ImportFrom) and not n.level else [])
+                offenders += [f"{file.relative_to(REPO)}: {m}" for m in names
+                              if m.split(".")[0] in NETWORK_MODULES]
+    assert not offenders
+
+
+def test_cli_imports_the_catalog_only_for_the_models_command():
+    code = ("import sys, grounded_ip2p.cli as c; c.build_parser();"
+            "assert 'grounded_ip2p.model_catalog' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
