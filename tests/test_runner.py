@@ -1,0 +1,80 @@
+"""`grounded-ip2p run`, the headless runner, in a subprocess against the ComfyUI at COMFYUI_PATH."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from . import checkpoints
+from .comfy_harness import comfy_path_or_none
+from .grounding_models import provide
+
+
+class _NoHarness:
+    def add_models(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("run-models")
+    for folder, name in (("grounding-dino", "groundingdino_swint_ogc.pth"), ("sams", "sam_vit_h_4b8939.pth"),
+                         ("clip_filter", "ViT-L-14.pt")):
+        provide(_NoHarness(), root, folder, name)
+    ckpt = checkpoints.ip2p_checkpoint()
+    (root / "checkpoints").mkdir()
+    (root / "checkpoints" / ckpt.name).symlink_to(ckpt)
+    return root
+
+
+@pytest.fixture(scope="module")
+def comfyui():
+    path = comfy_path_or_none()
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but COMFYUI_PATH is not set")
+        pytest.skip("COMFYUI_PATH is not set: the runner needs a ComfyUI")
+    return path
+
+
+def run(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "grounded_ip2p.cli", "run", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_grounded_edit_with_debug_outputs(comfyui, models_dir, tmp_path):
+    Image.new("RGB", (96, 64), (90, 140, 200)).save(tmp_path / "in.png")
+    out = tmp_path / "result" / "edit.png"
+    res = run("--image", str(tmp_path / "in.png"), "--instruction", "make the left car purple", "--out", str(out),
+              "--comfyui", str(comfyui), "--models-dir", str(models_dir), "--cpu", "--steps", "2", "--seed", "3",
+              "--debug")
+    assert res.returncode == 0, res.stderr[-2000:]
+    written = res.stdout.split()
+    assert written == [str(out), str(out.with_name("edit_mask.png")), str(out.with_name("edit_boxes.png"))]
+    assert Image.open(out).size == (96, 64)
+    assert Image.open(out.with_name("edit_mask.png")).size == (96, 64)
+
+
+def test_missing_model_is_one_line(comfyui, models_dir, tmp_path):
+    Image.new("RGB", (64, 64)).save(tmp_path / "in.png")
+    res = run("--image", str(tmp_path / "in.png"), "--out", str(tmp_path / "o.png"), "--comfyui", str(comfyui),
+              "--models-dir", str(models_dir), "--cpu", "--sam", "sam_vit_x.pth")
+    assert res.returncode == 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("grounded-ip2p run: ") and "sam_vit_x.pth" in last and "models" in last
+
+
+@pytest.mark.parametrize("case", ["missing", "unreadable", "workflow"])
+def test_bad_input_is_one_line_without_starting_comfyui(tmp_path, case):
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    image = {"missing": tmp_path / "gone.png", "unreadable": tmp_path / "bad.png", "workflow": tmp_path / "ok.png"}[case]
+    extra = ["--workflow", "no_such_workflow"] if case == "workflow" else []
+    res = run("--image", str(image), "--out", str(tmp_path / "o.png"), *extra, timeout=60)
+    assert res.returncode == 1 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert {"missing": "image not found", "unreadable": "cannot read", "workflow": "no workflow"}[case] in lines[0]
