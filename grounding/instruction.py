@@ -75,6 +75,8 @@ LOC_PREPS = {"on", "in", "at", "near", "beside", "besides", "behind", "above", "
              "next", "front", "off", "through", "beyond", "upon", "into", "to", "toward",
              "towards", "alongside", "opposite", "nearby", "close", "top", "bottom", "left",
              "right", "underside"}
+# two-word prepositions ending in "to" that name a place ("next to the bed"), never a result
+NEAR_TO = (["next", "to"], ["close", "to"], ["adjacent", "to"], ["closest", "to"], ["nearest", "to"])
 PREP_DIRECTION = {"above": "top", "over": "top", "atop": "top", "top": "top", "onto": None,
                   "below": "bottom", "under": "bottom", "underneath": "bottom",
                   "beneath": "bottom", "bottom": "bottom", "left": "left", "right": "right"}
@@ -138,6 +140,16 @@ ENGLISH_CUES = {"is", "are", "was", "were", "be", "has", "have", "had", "wearing
                 "look", "becomes", "become", "he", "she", "they", "his", "her", "their", "him",
                 "them", "'s", "gets", "get", "stands", "sits", "holds", "holding", "and", "to",
                 "from", "by", "for", "above", "below", "near", "behind", "under", "over"}
+# verbs whose object may be followed by a bare verb ("make the birds fly", "let the dogs run")
+BARE_VERB_COMPLEMENT_VERBS = {"make", "have", "let", "help", "see", "watch", "hear", "feel", "get"}
+# verbs that take an object and then what it becomes ("make the bridge rusty", "paint the door red")
+COMPLEMENT_VERBS = {"make", "paint", "color", "colour", "dye", "turn", "keep", "leave", "get", "render",
+                    "have", "set", "tint", "recolor", "recolour"}
+# verbs that follow a subject in sloppy causatives ("morph the lake look like a spider")
+LINKING_VERBS = {"look", "seem", "appear", "become", "feel", "sound", "smell", "taste", "resemble",
+                 "stay", "remain", "go", "come", "get", "turn", "grow", "wear", "hold", "sit", "stand"}
+AUXILIARIES = {"be", "is", "are", "am", "do", "does", "have", "has", "can", "could", "will", "would",
+               "shall", "should", "may", "might", "must", "need", "dare"}
 NON_ENGLISH_RE = re.compile(r"[^\x00-\x7F\u00C0-\u024F\u2018\u2019\u201C\u201D\u2013\u2014]")
 
 
@@ -246,11 +258,19 @@ def _mentions(doc, begin: int, verb_lemma: Optional[str]) -> list[_Mention]:
         last_noun = None
         possessor = None
         dir_of = False
-        while k < n and _np_internal(doc[k]):
+        complement = None
+        while k < n:
+            compound = not _np_internal(doc[k]) and _verb_tagged_compound(doc, k, last_noun, i == begin,
+                                                                          verb_lemma)
+            if not (compound or _np_internal(doc[k])):
+                break
             lk = _low(doc[k])
             # "the lamp right of the bed": a direction word followed by "of" ends the NP
             if lk in DIRECTION_WORDS and last_noun is not None and k + 1 < n and _low(doc[k + 1]) == "of":
                 dir_of = True
+                break
+            if i == begin and verb_lemma in COMPLEMENT_VERBS and _small_clause_predicate(doc, k, last_noun):
+                complement = k      # "make the bridge rusty": the object, then what it becomes
                 break
             if doc[k].tag_ == "POS" or lk in ("'s", "'"):
                 if last_noun is not None:
@@ -266,7 +286,7 @@ def _mentions(doc, begin: int, verb_lemma: Optional[str]) -> list[_Mention]:
                     break
                 if doc[k].text[:1].isupper() and doc[k].tag_ in ("NNP", "NNPS", "NN", "JJ"):
                     break
-            if _nounish(doc[k]):
+            if compound or _nounish(doc[k]):
                 last_noun = k
             elif doc[k].tag_ in ("VBG", "VBN") and not (k + 1 < n and _np_internal(doc[k + 1])):
                 break
@@ -289,7 +309,44 @@ def _mentions(doc, begin: int, verb_lemma: Optional[str]) -> list[_Mention]:
         i = end
         if dir_of and end == k:
             i = k + 1       # the direction word belongs to the gap: "right of"
+        if complement is not None:
+            i = complement  # the predicate ("rusty", "poison ivy") names no object of the picture
+            while i < n and _np_internal(doc[i]):
+                i += 1
     return out
+
+
+def _small_clause_predicate(doc, k: int, last_noun: Optional[int]) -> bool:
+    """Whether token k starts the predicate of a small clause after the object: spaCy parses
+    "make the bridge rusty" as bridge <-nsubj- rusty <-ccomp- make (tagging "rusty" as a noun)."""
+    if last_noun is None or last_noun != k - 1:
+        return False
+    subj, pred = doc[last_noun], doc[k]
+    if pred.tag_ in ("VB", "VBD", "VBP", "VBZ", "MD") or _low(subj) in DIRECTION_WORDS:
+        return False        # "have the top rose be wilted": "rose" is the noun, "top" its modifier
+    return (subj.dep_ == "nsubj" and subj.head.i == k and pred.head.i < subj.i
+            and pred.head.pos_ in ("VERB", "AUX") and pred.dep_ in ("ccomp", "xcomp", "oprd", "acomp", "dobj"))
+
+
+def _verb_tagged_compound(doc, k: int, last_noun: Optional[int], is_object: bool,
+                          verb_lemma: Optional[str]) -> bool:
+    """"Turn the books stack on the right into ...": a noun after a noun, mis-tagged as a verb.
+
+    Only in the direct object of an imperative whose verb cannot take an object followed by a bare
+    verb (unlike "make the birds fly", "let the dogs run"), and only before a preposition ("on",
+    "next to") or the end.
+    """
+    if not is_object or verb_lemma is None or verb_lemma in BARE_VERB_COMPLEMENT_VERBS:
+        return False
+    if last_noun is None or last_noun != k - 1 or doc[last_noun].tag_ not in ("NN", "NNS"):
+        return False
+    tok = doc[k]
+    low = _low(tok)
+    if tok.tag_ not in ("VB", "VBP", "VBZ") or not tok.text.isalpha() or not tok.text.islower() \
+            or low in VERB_FORMS or low in AUXILIARIES or low in LINKING_VERBS:
+        return False
+    nxt = doc[k + 1] if k + 1 < len(doc) else None
+    return nxt is None or nxt.is_punct or nxt.tag_ in ("IN", "TO") or _low(nxt) in LOC_PREPS
 
 
 def _is_region(doc, m: _Mention) -> bool:
@@ -314,14 +371,16 @@ def _is_region(doc, m: _Mention) -> bool:
 
 
 def _direction_of(doc, m: _Mention) -> Optional[str]:
+    vertical = None
     for t in doc[m.start:m.end]:
         low = _low(t)
         if low in DIRECTION_WORDS:
             if low in ("top", "bottom") and t.i < m.head and _low(doc[m.head]) in ("left", "right", "corner"):
-                # "the top left corner": prefer the horizontal word when present
+                # "the top left corner": prefer the horizontal word when present ("the top corner": top)
+                vertical = vertical or DIRECTION_WORDS[low]
                 continue
             return DIRECTION_WORDS[low]
-    return None
+    return vertical
 
 
 def _inline_direction(doc, m: _Mention) -> tuple[Optional[str], list[int]]:
@@ -534,8 +593,8 @@ def _analyse_doc(doc, text: str) -> InstructionAnalysis:
         return [_low(t) for t in doc[prev_end:mentions[idx].start]]
 
     def is_result(words: list[str]) -> bool:
-        if not words:
-            return False
+        if not words or words[-2:] in NEAR_TO:
+            return False                    # "the lamp next to the bed": a place, not the result
         if loc_to or kind == "add":
             return any(w in ("with", "as", "like", "instead", "than", "for") for w in words)
         if words[-1] in LOC_PREPS and words[-1] not in ("to", "into"):
@@ -543,7 +602,7 @@ def _analyse_doc(doc, text: str) -> InstructionAnalysis:
         return any(w in RESULT_PREPS for w in words)
 
     def is_loc(words: list[str]) -> bool:
-        return bool(words) and (words[-1] in LOC_PREPS or words[-2:] == ["next", "to"])
+        return bool(words) and (words[-1] in LOC_PREPS or words[-2:] in NEAR_TO)
 
     target: Optional[_Mention] = None
     tidx: Optional[int] = None
@@ -553,6 +612,7 @@ def _analyse_doc(doc, text: str) -> InstructionAnalysis:
     ordinal = None
     drop: set[int] = set()              # token indices removed in ``simplified``
     global_region = False
+    not_antecedent: set[int] = set()    # mentions a plural pronoun must not stand for
 
     # "use a gnome instead of a pilot", "instead of the ball ..., put ..."
     for idx, m in enumerate(mentions):
@@ -660,6 +720,9 @@ def _analyse_doc(doc, text: str) -> InstructionAnalysis:
             break
         if not words:
             break
+        if kind == "edit" and target is not None and _low(doc[m.start]) in ("a", "an") \
+                and any(t.tag_ in ("VBG", "VBN") for t in gap):
+            break       # "have him standing next to a car": the new scene, not a reference object
         to_dir = words[-1] in ("to", "into") and m.kind == "region" or (
             len(words) >= 2 and words[-1] == "of" and words[0] in ("to", "into")
             and any(w in DIRECTION_WORDS for w in words))
@@ -694,6 +757,12 @@ def _analyse_doc(doc, text: str) -> InstructionAnalysis:
             drop.update(range(lead, m.end))
             idx += 1
             continue
+        if kind == "add" and target is not None and m.kind == "pron" and words in (["on"], ["onto"], ["to"]) \
+                and _head_word(doc, m) in PERSON_PRONOUNS and idx == len(mentions) - 1:
+            # "put a crown on her", "add a scarf to him": the new thing is worn; the person is edited
+            not_antecedent.add(tidx)
+            tidx, target, kind = idx, m, "edit"
+            break
         if words == ["of"] and not prep_dir:
             idx += 1                                 # "the dress of the girl to the left of ..."
             continue
@@ -773,7 +842,8 @@ def _analyse_doc(doc, text: str) -> InstructionAnalysis:
     if target is not None:
         res.target = _span_text(doc, target.start, target.end)
         res.target_head = _head_word(doc, target)
-        res.grounding_phrase = _grounding(doc, target, mentions, drop)
+        res.grounding_phrase = _grounding(doc, target, [m for k, m in enumerate(mentions)
+                                                        if k not in not_antecedent], drop)
         res.plural = _is_plural(doc, target)
     if anchor is not None:
         res.anchor = _span_text(doc, anchor.start, anchor.end)

@@ -96,6 +96,8 @@ def test_plural(nlp, text, plural):
     ("remove the poster above the couch", "top"),
     ("make the vase below the mirror white", "bottom"),
     ("turn the boat in the center into a whale", "center"),
+    ("remove the lamp in the bottom corner", "bottom"),     # no left/right word: the vertical one
+    ("add a bird in the top left corner", "left"),
 ])
 def test_direction(nlp, text, direction):
     assert analyse(text, nlp).direction == direction
@@ -148,8 +150,99 @@ def test_additions(nlp):
     assert (c.kind, c.target, c.anchor, c.direction, c.relation) == ("add", None, None, "top", "absolute")
     d = analyse("add a red umbrella", nlp)
     assert (d.kind, d.target, d.anchor, d.relation) == ("add", None, None, None)
-    e = analyse("add a scarf to her", nlp)
-    assert e.anchor_head == "her"
+    e = analyse("add a puppy to the left side of her", nlp)
+    assert (e.kind, e.anchor_head, e.relation, e.direction) == ("add", "her", "relative", "left")
+
+
+@pytest.mark.parametrize("text,head,grounding,plural", [
+    ("add a scarf to her", "her", "woman", False),
+    ("put a scarf on him", "him", "man", False),
+    ("place a tiara on her", "her", "woman", False),
+    ("Put sunglasses on them", "them", "people", True),     # "sunglasses" is not what "them" means
+])
+def test_worn_addition_on_a_person_pronoun_edits_the_person(nlp, text, head, grounding, plural):
+    a = analyse(text, nlp)
+    assert (a.kind, a.target_head, a.grounding_phrase, a.plural) == ("edit", head, grounding, plural)
+    assert a.anchor is None and a.relation is None
+    assert a.simplified == text
+
+
+def test_addition_on_an_object_keeps_its_anchor(nlp):
+    for text, anchor in (("put a crown on the cat", "cat"), ("put a lamp on the table", "table"),
+                         ("add a dog to the right of him", "him")):
+        a = analyse(text, nlp)
+        assert (a.kind, a.target, a.anchor_head, a.relation) == ("add", None, anchor, "relative"), text
+
+
+@pytest.mark.parametrize("text,target,grounding,anchor,relation,direction", [
+    # a noun after a plural noun that spaCy tags as a verb ("stack", "rack") ends the object NP
+    ("Turn the magazines stack beside the lamp into a plant", "the magazines stack", "magazines stack",
+     "lamp", "relative", None),
+    ("Turn the cups stack to the right of the kettle into a teapot", "the cups stack", "cups stack",
+     "kettle", "relative", "right"),
+    ("Change the plates stack on the left into a cake", "the plates stack", "plates stack", None,
+     "absolute", "left"),
+    ("Convert the shoes rack next to the door into a bench", "the shoes rack", "shoes rack", "door",
+     "relative", None),
+])
+def test_verb_tagged_noun_compound(nlp, text, target, grounding, anchor, relation, direction):
+    a = analyse(text, nlp)
+    assert (a.kind, a.target, a.grounding_phrase) == ("edit", target, grounding)
+    assert (a.anchor_head, a.relation, a.direction) == (anchor, relation, direction)
+
+
+@pytest.mark.parametrize("text,target", [
+    ("make the birds fly over the lake", "the birds"),         # causative: "fly" is a verb
+    ("let the dogs run on the beach", "the dogs"),
+    ("Make the lighthouse look like a candle", "the lighthouse"),
+    ("morph the hill look like a dragon", "the hill"),         # linking verb, even after "morph"
+])
+def test_bare_verb_after_the_object_stays_a_verb(nlp, text, target):
+    assert analyse(text, nlp).target == target
+
+
+@pytest.mark.parametrize("text,anchor", [
+    ("turn the lamp next to the bed into a cactus", "the bed"),
+    ("turn the lamp close to the bed into a cactus", "the bed"),
+    ("change the cup adjacent to the kettle to a mug", "the kettle"),
+])
+def test_next_to_is_a_place_not_a_result(nlp, text, anchor):
+    a = analyse(text, nlp)
+    assert (a.kind, a.target_head, a.anchor, a.relation) == ("edit", text.split()[2], anchor, "relative")
+    assert "next to" not in a.simplified and "close to" not in a.simplified
+    assert a.simplified.endswith(("into a cactus", "to a mug"))
+
+
+@pytest.mark.parametrize("text", [
+    "have him standing next to a car",
+    "make the dog sitting on a sofa",
+    "have them sitting on a bench",
+])
+def test_indefinite_noun_after_a_participle_is_not_an_anchor(nlp, text):
+    a = analyse(text, nlp)
+    assert a.kind == "edit" and a.anchor is None and a.relation is None
+    assert a.simplified == text       # the new scene is kept for the editor
+
+
+@pytest.mark.parametrize("text,target,head", [
+    # spaCy: object <-nsubj- predicate <-ccomp- verb, with the predicate tagged as a noun
+    ("make the fence rusty", "the fence", "fence"),
+    ("make the gate rusty", "the gate", "gate"),
+    ("Make the statues volcanic", "the statues", "statues"),
+    ("make the kids astronauts", "the kids", "kids"),
+])
+def test_small_clause_predicate_is_not_part_of_the_object(nlp, text, target, head):
+    a = analyse(text, nlp)
+    assert (a.kind, a.target, a.target_head) == ("edit", target, head)
+    assert a.phrases == [target]
+
+
+def test_small_clause_on_a_region_is_a_regional_global_edit(nlp):
+    a = analyse("make the top corner foggy", nlp)       # spaCy tags "foggy" as a noun here
+    assert (a.kind, a.target, a.direction, a.relation) == ("global", None, "top", "absolute")
+    # a real compound stays whole
+    assert analyse("make the coffee table", nlp).target == "the coffee table"
+    assert analyse("have the top rose be wilted", nlp).target_head == "rose"
 
 
 def test_global_has_no_target(nlp):
