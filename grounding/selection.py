@@ -216,6 +216,11 @@ def select(analysis: Optional[InstructionAnalysis], detections: Detections, targ
     if analysis.kind == "global":
         return _filled(region_box(size, None), "whole image", size, "global edit: the whole image")
     if analysis.kind == "add":
+        if analysis.relation == "absolute" and direction in DIRECTIONS and len(anchors):
+            # "add curtains to the window on the left": the direction picks the anchor, and the
+            # new object goes on it, not beside it
+            anchor_box = pick_direction(anchors, direction, analysis.ordinal).boxes[0]
+            direction = None
         if anchor_box is not None:
             box = addition_box(anchor_box, direction, size)
             where = f"{direction} of" if direction in ("left", "right", "top", "bottom") else "on"

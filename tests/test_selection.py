@@ -199,3 +199,10 @@ def test_noun_chunk_mode_cleans_the_reference_chunks():
     assert ps.target is None and ps.analysis is None and ps.candidates
     with pytest.raises(ValueError):
         extract("x", mode="nope")
+
+
+def test_addition_with_an_absolute_direction_goes_on_that_anchor():
+    windows = dets(("window", [20, 50, 120, 150], 0.8), ("window", [400, 50, 500, 150], 0.9))
+    a = InstructionAnalysis(kind="add", direction="left", relation="absolute", anchor="the window")
+    out = select(a, windows, None, "window")
+    assert out.extra["fill"] and out.boxes.tolist() == [[20, 50, 120, 150]]
