@@ -8,6 +8,10 @@ only when ComfyUI asks for them.
 
 __version__ = "0.1.0"
 
+# Served by ComfyUI at /extensions/<pack folder>/; the frontend's node help panel reads
+# docs/<node id>.md from there.
+WEB_DIRECTORY = "./web"
+
 
 async def comfy_entrypoint():
     from .nodes import GroundedIP2PExtension
