@@ -161,6 +161,9 @@ class SamModel(torch.nn.Module):
         self.sam = sam
         self.variant = variant
         self.encoder_passes = 0
+        # Boxes per decoder call: each box's mask is upsampled to full resolution in float before
+        # thresholding, so hundreds of boxes at once (a low box threshold) would need gigabytes.
+        self.decoder_batch = 32
 
     def segment(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """One mask per box: (N, H, W) bool on the CPU.
@@ -194,8 +197,9 @@ class SamModel(torch.nn.Module):
             predictor.set_torch_image(resized, (height, width))
             self.encoder_passes += 1
             prompt = predictor.transform.apply_boxes_torch(boxes, (height, width)).to(device)
-            masks, _, _ = predictor.predict_torch(None, None, boxes=prompt, multimask_output=False)
-        return masks[:, 0].cpu()
+            masks = [predictor.predict_torch(None, None, boxes=chunk, multimask_output=False)[0][:, 0].cpu()
+                     for chunk in prompt.split(self.decoder_batch)]
+        return torch.cat(masks)
 
 
 __all__ = ["SamArchitecture", "SamLoadError", "SamModel", "load_sam", "sam_architecture"]

@@ -288,15 +288,14 @@ class SAMMask(io.ComfyNode):
                 infos.append(f"{det.note or 'rectangle'}: {len(det)} rectangle(s)")
             else:
                 segmenter = segmenter or sam.ready()
-                instances = segmenter.segment(image[i], det.boxes).float()
+                instances = segmenter.segment(image[i], det.boxes)
                 infos.append(f"{len(det)} object(s) segmented: {', '.join(dict.fromkeys(det.labels))}")
-            instances = mask_ops.feather(mask_ops.dilate(instances, dilation), feather)
+            if output == "union":  # dilation commutes with the union: grow one mask, not N
+                instances = instances.amax(0, keepdim=True)
+            instances = mask_ops.feather(mask_ops.dilate(instances.float(), dilation), feather)
             per_image.append(instances)
             bar.update(1)
-        if output == "union":
-            mask = torch.stack([m.amax(0) for m in per_image])
-        else:
-            mask = torch.cat(per_image)
+        mask = torch.cat(per_image)
         return io.NodeOutput(mask.clamp(0, 1).to(mm.intermediate_device()), _batch_text(infos))
 
 
