@@ -22,10 +22,10 @@ def _hf_folder(path: str) -> str:
     return folder if os.path.isfile(os.path.join(folder, "config.json")) else path
 
 
-def _load(node: str, kind: str, folder: str, name: str, precision: str, build, errors):
+def _load(node: str, kind: str, folder: str, name: str, precision: str, build, errors, auto_half=True):
     path = _hf_folder(resolve(node, folder, name))
     try:
-        return load_cached(kind, path, precision, build)
+        return load_cached(kind, path, precision, build, auto_half)
     except errors as e:
         raise ValueError(f"{node}: {e}") from None
 
@@ -46,7 +46,10 @@ class GroundingDINOLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input("model_name", options=model_files("grounding-dino"),
                                tooltip="A file in models/grounding-dino."),
-                io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=PRECISION_TIP),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
+                               tooltip="auto: fp32 (GroundingDINO's text-image fusion is the part most likely "
+                                       "to overflow in half precision; fp16 halves its ~700 MB if you need "
+                                       "the memory). The model is moved to the GPU only while it runs."),
             ],
             outputs=[GroundingDinoModel.Output(display_name="grounding_dino")],
         )
@@ -57,7 +60,7 @@ class GroundingDINOLoader(io.ComfyNode):
             core = load_grounding_dino(path, dtype=dtype)
             return core, core.model
         return io.NodeOutput(_load(cls.NODE, "GroundingDINO", "grounding-dino", model_name, precision, build,
-                                   GroundingDinoLoadError))
+                                   GroundingDinoLoadError, auto_half=False))
 
 
 class SAMLoader(io.ComfyNode):

@@ -67,13 +67,14 @@ def resolve(node: str, folder: str, name: str) -> str:
     return path
 
 
-def dtype_for(precision: str, device: torch.device) -> torch.dtype:
-    """fp16 on a GPU that does it well, else fp32 ('auto'); explicit choices are kept, except
-    that half precision on the CPU falls back to fp32 (slow and unsupported by some layers)."""
+def dtype_for(precision: str, device: torch.device, auto_half: bool = True) -> torch.dtype:
+    """'auto': fp16 on a GPU that does it well (when `auto_half`), else fp32; explicit choices
+    are kept, except that half precision on the CPU falls back to fp32 (slow and unsupported by
+    some layers)."""
     if device.type == "cpu":
         return torch.float32
     if precision == "auto":
-        return torch.float16 if mm.should_use_fp16(device) else torch.float32
+        return torch.float16 if auto_half and mm.should_use_fp16(device) else torch.float32
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
@@ -109,11 +110,11 @@ _last: dict[str, tuple[tuple, ManagedModel]] = {}
 _lock = threading.Lock()
 
 
-def load_cached(kind: str, path: str, precision: str, build) -> ManagedModel:
+def load_cached(kind: str, path: str, precision: str, build, auto_half: bool = True) -> ManagedModel:
     """`build(path, dtype) -> (core, module)`. The last model of each kind is kept, keyed by
     file, modification time and dtype, so two loaders of the same file, or a re-run after the
     graph changed, reuse it; loading another file of that kind lets the old one go."""
-    dtype = dtype_for(precision, mm.get_torch_device())
+    dtype = dtype_for(precision, mm.get_torch_device(), auto_half)
     key = (os.path.realpath(path), os.path.getmtime(path), dtype)
     with _lock:
         if kind in _last and _last[kind][0] == key:
