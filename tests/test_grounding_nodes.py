@@ -39,7 +39,7 @@ def street(comfy):
 
 
 def chain(models, image, instruction="make the left car purple", mode="guided", box_threshold=0.0,
-          no_detection="edit whole image", guided=True):
+          no_detection="edit whole image", guided=True, text_threshold=0.25):
     return {
         "img": {"class_type": "LoadImage", "inputs": {"image": image}},
         "gd": {"class_type": "GroundedIP2P_GroundingDINOLoader",
@@ -50,7 +50,7 @@ def chain(models, image, instruction="make the left car purple", mode="guided", 
         "np": {"class_type": "GroundedIP2P_NounPhraseExtract", "inputs": {"instruction": instruction, "mode": mode}},
         "det": {"class_type": "GroundedIP2P_GroundingDINODetect",
                 "inputs": {"grounding_dino": ["gd", 0], "image": ["img", 0], "phrases": ["np", 0],
-                           "box_threshold": box_threshold, "text_threshold": 0.25}},
+                           "box_threshold": box_threshold, "text_threshold": text_threshold}},
         "filter": {"class_type": "GroundedIP2P_ClipFilter",
                    "inputs": {"clip": ["clip", 0], "image": ["img", 0], "boxes": ["det", 0],
                               "choice": "prefer analysed target"}},
