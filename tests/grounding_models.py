@@ -25,7 +25,11 @@ def _link(source: Path, dest: Path) -> None:
 
 
 def provide(comfy, root: Path, folder: str, name: str) -> Path:
-    """`root/folder/name` holding a tiny random model of the kind the folder expects."""
+    """`root/folder/name` holding a tiny random model of the kind the folder expects.
+
+    With a harness as ``comfy``, the folder is also registered with that in-process ComfyUI;
+    with ``None`` only the files are made (a ComfyUI server finds them in its models folder).
+    """
     target = root / folder / name
     if target.exists():
         return target
@@ -45,6 +49,7 @@ def provide(comfy, root: Path, folder: str, name: str) -> Path:
             torch.save(load_file(weights), target)
     else:
         raise ValueError(f"no test model for folder {folder!r}")
-    comfy.add_models(folder, target.parent)
+    if comfy is not None:
+        comfy.add_models(folder, target.parent)
     return target
 
