@@ -13,17 +13,12 @@ from .comfy_harness import comfy_path_or_none
 from .grounding_models import provide
 
 
-class _NoHarness:
-    def add_models(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("run-models")
     for folder, name in (("grounding-dino", "groundingdino_swint_ogc.pth"), ("sams", "sam_vit_h_4b8939.pth"),
                          ("clip_filter", "ViT-L-14.pt")):
-        provide(_NoHarness(), root, folder, name)
+        provide(None, root, folder, name)
     ckpt = checkpoints.ip2p_checkpoint()
     (root / "checkpoints").mkdir()
     (root / "checkpoints" / ckpt.name).symlink_to(ckpt)
