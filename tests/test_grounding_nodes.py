@@ -172,3 +172,20 @@ def test_preview_draws_boxes_and_mask(comfy, grounding_models, street):
                                 dtype=torch.uint8).reshape(H, W, 3).float() / 255
     assert drawn.shape == (1, H, W, 3)
     assert not torch.allclose(drawn[0], original)
+
+
+def test_models_are_managed_by_comfyui_and_reload_after_being_unloaded(comfy, grounding_models, street):
+    import comfy.model_management as mm
+
+    prompt = chain(grounding_models, street, instruction="make the red car blue")
+    comfy.run(prompt, capture=("mask",))
+    managed = [comfy.node_class(node).execute(grounding_models[key], "auto").args[0]
+               for node, key in (("GroundedIP2P_GroundingDINOLoader", "gdino"), ("GroundedIP2P_SAMLoader", "sam"),
+                                 ("GroundedIP2P_ClipFilterLoader", "clip"))]
+    loaded = [lm.model for lm in mm.current_loaded_models]
+    assert all(m.patcher in loaded for m in managed)      # ComfyUI's model management holds them
+    mm.unload_all_models()
+    assert not any(m.patcher in [lm.model for lm in mm.current_loaded_models] for m in managed)
+    prompt["np"]["inputs"]["instruction"] = "make the red car green"
+    results = comfy.run(prompt, capture=("mask",))       # ready() loads them again
+    assert comfy.output(results, "mask").shape == (1, H, W)
