@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -73,3 +74,40 @@ def test_bad_input_is_one_line_without_starting_comfyui(tmp_path, case):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
     assert {"missing": "image not found", "unreadable": "cannot read", "workflow": "no workflow"}[case] in lines[0]
+
+
+@pytest.fixture(scope="module")
+def server(comfyui, tmp_path_factory):
+    """A ComfyUI server (main.py --cpu) with the pack and the grounded_edit workflow's models."""
+    import json
+
+    from .browser_server import ComfyServer, prepare_base
+
+    base = tmp_path_factory.mktemp("run-server")
+    workflow = json.loads((Path(__file__).resolve().parents[1] / "example_workflows" / "grounded_edit.json").read_text())
+    prepare_base(base, [workflow], comfyui)
+    srv = ComfyServer(comfyui, base)
+    try:
+        srv.start(timeout=120)
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_grounded_edit_on_a_running_server(server, tmp_path):
+    Image.new("RGB", (80, 56), (90, 140, 200)).save(tmp_path / "photo.png")
+    out = tmp_path / "edit.jpg"
+    res = run("--server", server.url, "--image", str(tmp_path / "photo.png"), "--instruction", "make the dog red",
+              "--out", str(out), "--steps", "2", "--debug")
+    assert res.returncode == 0, res.stderr[-2000:] + server.log_tail()
+    assert res.stdout.split() == [str(out), str(tmp_path / "edit_mask.png"), str(tmp_path / "edit_boxes.png")]
+    assert Image.open(out).size == (80, 56) and Image.open(out).format == "JPEG"
+
+
+def test_missing_model_on_the_server_is_one_line(server, tmp_path):
+    Image.new("RGB", (64, 64)).save(tmp_path / "photo.png")
+    res = run("--server", server.url, "--image", str(tmp_path / "photo.png"), "--out", str(tmp_path / "o.png"),
+              "--grounding-dino", "groundingdino_swinb_cogcoor.pth")
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert lines[-1].startswith("grounded-ip2p run: ") and "groundingdino_swinb_cogcoor.pth" in lines[-1]
