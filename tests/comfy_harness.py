@@ -97,11 +97,12 @@ class ComfyHarness:
     def node_class(self, node_id: str):
         return self.nodes.NODE_CLASS_MAPPINGS[node_id]
 
-    def run(self, prompt: dict, capture: tuple[str, ...] = ("out",)) -> dict:
+    def run(self, prompt: dict, capture: tuple[str, ...] = ("out",), extra_data: dict | None = None) -> dict:
         """Validate and execute an API-format prompt; return ``{node_id: outputs}`` of its nodes.
 
         Each node named in ``capture`` gets a PreviewAny sink so that it runs even when it is not
-        an output node.
+        an output node. ``extra_data`` goes to the executor as the server's would (a ``client_id``
+        there makes ComfyUI send its per-node "executing" events).
         """
         prompt = dict(prompt)
         for node in capture:
@@ -113,7 +114,7 @@ class ComfyHarness:
             raise PromptError(f"prompt failed validation: {error}", node_errors)
         self.server.events.clear()
         self.progress.clear()
-        self.executor.execute(copy.deepcopy(prompt), prompt_id, {}, good_outputs)
+        self.executor.execute(copy.deepcopy(prompt), prompt_id, dict(extra_data or {}), good_outputs)
         if not self.executor.success:
             errors = [(e, d) for e, d in self.executor.status_messages
                       if e in ("execution_error", "execution_interrupted")]

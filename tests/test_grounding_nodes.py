@@ -61,6 +61,22 @@ def chain(models, image, instruction="make the left car purple", mode="guided", 
     }
 
 
+def edit(models, image, ckpt, seed=1, steps=2, sampler="euler", background="noised", **chain_options):
+    """The chain feeding IP2P Blended Sampler: the whole grounded edit as the example workflow wires it."""
+    prompt = chain(models, image, **chain_options)
+    prompt.update({
+        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ["np", 2]}},
+        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
+        "out": {"class_type": "GroundedIP2P_BlendedSampler",
+                "inputs": {"model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0], "vae": ["ckpt", 2],
+                           "image": ["img", 0], "mask": ["mask", 0], "seed": seed, "steps": steps,
+                           "text_cfg": 7.5, "image_cfg": 1.5, "sampler_name": sampler, "scheduler": "normal",
+                           "start_t": 100, "end_t": 1, "background": background}},
+    })
+    return prompt
+
+
 def detector(results):
     return results["gd"][0][0].core
 
@@ -73,17 +89,7 @@ def loaded(comfy, node, name):
 def test_full_chain_into_the_sampler(comfy, ip2p_checkpoint, grounding_models, street):
     gd = loaded(comfy, "GroundedIP2P_GroundingDINOLoader", grounding_models["gdino"])
     passes = gd.forward_passes
-    prompt = chain(grounding_models, street)
-    prompt.update({
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ip2p_checkpoint}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ["np", 2]}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
-        "out": {"class_type": "GroundedIP2P_BlendedSampler",
-                "inputs": {"model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0], "vae": ["ckpt", 2],
-                           "image": ["img", 0], "mask": ["mask", 0], "seed": 1, "steps": 2, "text_cfg": 7.5,
-                           "image_cfg": 1.5, "sampler_name": "euler", "scheduler": "normal", "start_t": 100,
-                           "end_t": 1, "background": "noised"}},
-    })
+    prompt = edit(grounding_models, street, ip2p_checkpoint)
     results = comfy.run(prompt, capture=("out", "mask", "select", "np", "filter"))
     assert comfy.output(results, "out")["samples"].shape == (1, 4, H // 8, W // 8)
     assert comfy.output(results, "np", 2) == "make the car purple"        # the simplified instruction
