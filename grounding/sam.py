@@ -15,6 +15,8 @@ at SAM's default 0.
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +156,10 @@ class SamModel(torch.nn.Module):
     An nn.Module so that ComfyUI's ModelPatcher can move or cast it: the device and dtype are read
     from the weights at every call. `encoder_passes` counts image embeddings (the expensive part:
     one per image, whatever the number of boxes).
+
+    The last image's embedding is kept (4 MiB for every SAM size), keyed by its uint8 pixels and
+    the weights' device and dtype: an artist who changes the instruction on the same photo gets new
+    boxes, and SAM Mask runs again, but the image encoder does not. `forget_image()` drops it.
     """
 
     def __init__(self, sam, variant: str):
@@ -164,6 +170,24 @@ class SamModel(torch.nn.Module):
         # Boxes per decoder call: each box's mask is upsampled to full resolution in float before
         # thresholding, so hundreds of boxes at once (a low box threshold) would need gigabytes.
         self.decoder_batch = 32
+        self._embedding: tuple | None = None  # (key, features, input_size, original_size)
+
+    def forget_image(self) -> None:
+        self._embedding = None
+
+    def _set_image(self, predictor, pixels, device, dtype) -> None:
+        """The predictor's image embedding: the kept one when the pixels match, else a new one."""
+        height, width = pixels.shape[:2]
+        key = (pixels.shape, hashlib.blake2b(pixels.tobytes(), digest_size=16).digest(), str(device), dtype)
+        if self._embedding is not None and self._embedding[0] == key:
+            _, predictor.features, predictor.input_size, predictor.original_size = self._embedding
+            predictor.is_image_set = True
+            return
+        resized = torch.from_numpy(predictor.transform.apply_image(pixels))
+        resized = resized.to(device=device, dtype=dtype).permute(2, 0, 1).unsqueeze(0).contiguous()
+        predictor.set_torch_image(resized, (height, width))
+        self.encoder_passes += 1
+        self._embedding = (key, predictor.features, predictor.input_size, predictor.original_size)
 
     def segment(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """One mask per box: (N, H, W) bool on the CPU.
@@ -190,12 +214,9 @@ class SamModel(torch.nn.Module):
         device, dtype = weight.device, weight.dtype
         predictor = SamPredictor(self.sam)
         pixels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-        resized = torch.from_numpy(predictor.transform.apply_image(pixels))
-        resized = resized.to(device=device, dtype=dtype).permute(2, 0, 1).unsqueeze(0).contiguous()
         autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
         with torch.inference_mode(), autocast:
-            predictor.set_torch_image(resized, (height, width))
-            self.encoder_passes += 1
+            self._set_image(predictor, pixels, device, dtype)
             prompt = predictor.transform.apply_boxes_torch(boxes, (height, width)).to(device)
             masks = [predictor.predict_torch(None, None, boxes=chunk, multimask_output=False)[0][:, 0].cpu()
                      for chunk in prompt.split(self.decoder_batch)]

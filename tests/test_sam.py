@@ -146,6 +146,7 @@ def test_hq_sam_is_refused_clearly(tmp_path):
 def test_segment_embeds_once_and_matches_per_box_predictions(tiny, image):
     from segment_anything import SamPredictor
 
+    tiny.forget_image()
     before = tiny.encoder_passes
     masks = tiny.segment(image, BOXES)
     assert tiny.encoder_passes == before + 1
@@ -161,10 +162,30 @@ def test_segment_embeds_once_and_matches_per_box_predictions(tiny, image):
 
 
 def test_segment_counts_one_pass_per_image(tiny, image):
+    tiny.forget_image()
     before = tiny.encoder_passes
     tiny.segment(image, BOXES[:1])
     tiny.segment(image.flip(0), BOXES)
     assert tiny.encoder_passes == before + 2
+
+
+def test_the_same_photo_is_embedded_once_across_calls(tiny, image):
+    """New boxes on the same photo (the artist changed the instruction) reuse the embedding;
+    any changed pixel, or forget_image(), embeds again."""
+    tiny.forget_image()
+    before = tiny.encoder_passes
+    first = tiny.segment(image, BOXES)
+    again = tiny.segment(image.clone(), BOXES[:2])
+    assert tiny.encoder_passes == before + 1
+    assert torch.equal(again, first[:2])
+    changed = image.clone()
+    changed[0, 0] = 0.0 if float(changed[0, 0].mean()) > 0.5 else 1.0
+    tiny.segment(changed, BOXES)
+    assert tiny.encoder_passes == before + 2
+    tiny.segment(changed, BOXES)
+    tiny.forget_image()
+    tiny.segment(changed, BOXES)
+    assert tiny.encoder_passes == before + 3
 
 
 def test_no_boxes_skips_the_encoder(tiny, image):
