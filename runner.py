@@ -182,11 +182,17 @@ def find_comfyui(explicit: str | None) -> Path:
 
 
 class _Server:
+    """What ComfyUI's executor sends to; it reports each node as it starts (for the progress bar)."""
+
     client_id = last_node_id = last_prompt_id = None
     sockets_metadata: dict = {}
 
+    def __init__(self, on_node=None):
+        self.on_node = on_node
+
     def send_sync(self, event, data, sid=None):
-        pass
+        if event == "executing" and data.get("node") is not None and self.on_node is not None:
+            self.on_node(str(data["node"]))
 
     def queue_updated(self):
         pass
@@ -228,18 +234,28 @@ def run_in_process(comfy_path: Path, workflow: dict, image: Path, out: Path, opt
         node_inputs = {name: cls.INPUT_TYPES() for name, cls in nodes.NODE_CLASS_MAPPINGS.items()}
         prompt = build_prompt(workflow, node_inputs, image.name, options, debug)
 
+        # The bar names the node that runs (its display name, as in the UI) and, for a node with
+        # steps, its progress; ComfyUI reports nodes as they start when the prompt has a client id.
+        titles = {node_id: nodes.NODE_DISPLAY_NAME_MAPPINGS.get(node["class_type"], node["class_type"])
+                  for node_id, node in prompt.items()}
         bar = ProgressBar()
-        server = _Server()
+        current = {"title": "starting"}
+
+        def on_node(node_id):
+            current["title"] = titles.get(node_id, node_id)
+            bar.update(current["title"], 0, 0)
+
+        server = _Server(on_node)
         comfy.utils.set_progress_bar_global_hook(
             lambda value, total, preview, prompt_id=None, node_id=None: bar.update(
-                prompt.get(str(node_id), {}).get("class_type", "working") if node_id else "working", value, total))
+                titles.get(str(node_id), current["title"]), value, total))
         comfy.utils.PROGRESS_BAR_ENABLED = False
         prompt_id = str(uuid.uuid4())
         valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
         if not valid:
             raise RunError(_validation_message(error, node_errors, prompt))
         executor = execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC)
-        executor.execute(prompt, prompt_id, {}, outputs)
+        executor.execute(prompt, prompt_id, {"client_id": "grounded-ip2p-run"}, outputs)
         bar.done()
         if not executor.success:
             messages = [d.get("exception_message", e) for e, d in executor.status_messages

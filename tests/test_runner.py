@@ -52,6 +52,7 @@ def test_grounded_edit_with_debug_outputs(comfyui, models_dir, tmp_path):
     assert written == [str(out), str(out.with_name("edit_mask.png")), str(out.with_name("edit_boxes.png"))]
     assert Image.open(out).size == (96, 64)
     assert Image.open(out.with_name("edit_mask.png")).size == (96, 64)
+    assert "IP2P Blended Sampler" in res.stderr and "[" + "#" * 30 + "] 2/2" in res.stderr  # the bar names the node
 
 
 def test_missing_model_is_one_line(comfyui, models_dir, tmp_path):
