@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import torch
+
+from bench.memory import PeakRSS
 
 from tests.comfy_harness import ComfyHarness, comfy_path_or_none
 from tests.test_grounding_nodes import chain
@@ -32,31 +33,6 @@ INSTRUCTIONS = [  # (instruction, mode)
     ("replace the hat of the man beside the dog with a crown", "guided"),
     ("replace the hat of the man beside the dog with a crown", "noun chunks"),
 ]
-
-
-class PeakRSS:
-    """Peak resident memory of this process while the block runs, sampled in a thread."""
-
-    def __init__(self, interval: float = 0.005):
-        import psutil
-
-        self.process, self.interval, self.peak = psutil.Process(), interval, 0
-
-    def __enter__(self):
-        self.running = True
-        self.peak = self.process.memory_info().rss
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def _sample(self):
-        while self.running:
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc):
-        self.running = False
-        self.thread.join()
 
 
 def full_clip(dest: Path) -> Path:
@@ -71,7 +47,8 @@ def full_clip(dest: Path) -> Path:
     return path
 
 
-def provide_models(comfy, models: str) -> dict:
+def model_files(models: str) -> dict[str, Path]:
+    """The bench's model files ("full": Swin-T, SAM ViT-B, CLIP ViT-L/14; "tiny"), built once and cached."""
     from tests.checkpoints import cache_dir
     from tests.clip_checkpoint import clip_checkpoint
     from tests.gdino_checkpoint import original_gdino_checkpoint
@@ -81,9 +58,15 @@ def provide_models(comfy, models: str) -> dict:
     pth, _ = original_gdino_checkpoint(root / "grounding-dino", size="swint" if models == "full" else "tiny")
     sam = sam_checkpoint(root / "sams", size="vit_b" if models == "full" else "tiny")
     clip = full_clip(root / "clip_filter") if models == "full" else clip_checkpoint(root / "clip_filter")
-    for folder in ("grounding-dino", "sams", "clip_filter"):
-        comfy.add_models(folder, root / folder)
-    return {"gdino": pth.name, "sam": sam.name, "clip": clip.name}
+    return {"gdino": pth, "sam": sam, "clip": clip}
+
+
+def provide_models(comfy, models: str) -> dict:
+    """Register the bench's model folders with ComfyUI; return the file names the loaders take."""
+    files = model_files(models)
+    for folder, key in (("grounding-dino", "gdino"), ("sams", "sam"), ("clip_filter", "clip")):
+        comfy.add_models(folder, files[key].parent)
+    return {key: path.name for key, path in files.items()}
 
 
 def main() -> None:
@@ -112,14 +95,13 @@ def main() -> None:
     print(f"Grounding chain figures: {args.models} models, {args.size}x{args.size} px, {device}")
     # warm-up run: loads the models and spaCy (their memory is counted once below, not per run)
     with PeakRSS() as load_peak:
-        base_rss = load_peak.process.memory_info().rss
         comfy.run(chain(names, "bench.png", instruction="make the dog red", text_threshold=0.0), capture=("mask",))
     gd = loaded("GroundedIP2P_GroundingDINOLoader", names["gdino"])
     sam = loaded("GroundedIP2P_SAMLoader", names["sam"])
     clip = loaded("GroundedIP2P_ClipFilterLoader", names["clip"])
     weights = sum(p.numel() * p.element_size() for m in (gd, sam, clip) for p in m.patcher.model.parameters())
     print(f"model weights: {weights / 2**20:.0f} MiB ({gd.core.variant} GroundingDINO, SAM {sam.core.variant}, "
-          f"CLIP); first run incl. loading: peak +{(load_peak.peak - base_rss) / 2**20:.0f} MiB RSS")
+          f"CLIP); first run incl. loading: peak +{load_peak.above / 2**20:.0f} MiB RSS")
 
     print(f"\n{'instruction':<58} {'mode':<12} {'phrases':>7} {'detector passes':>16} {'reference*':>10} "
           f"{'SAM embeds':>10} {'CLIP img/txt':>12} {'seconds':>8} {'peak MiB':>9}")
@@ -135,7 +117,7 @@ def main() -> None:
             seconds = time.perf_counter() - t0
         phrases = comfy.output(results, "np").to_detect
         candidates = comfy.output(results, "np").candidates
-        mem = (torch.cuda.max_memory_allocated() if cuda else peak.peak - base_rss) / 2**20
+        mem = (torch.cuda.max_memory_allocated() if cuda else peak.peak - load_peak.start) / 2**20
         d = [gd.core.forward_passes - counts[0], sam.core.encoder_passes - counts[1],
              clip.core.image_passes - counts[2], clip.core.text_passes - counts[3]]
         print(f"{instruction[:57]:<58} {mode:<12} {len(phrases):>7} {d[0]:>16} {len(candidates) + 1:>10} "

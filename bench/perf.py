@@ -44,10 +44,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
-import gc
 import logging
-import math
 import os
 import shlex
 import statistics
@@ -60,56 +57,14 @@ from pathlib import Path
 
 import torch
 
+from bench.memory import PeakRSS, malloc_trim
+
 MiB = 2**20
 
 
 # ----------------------------------------------------------------------------------------------
 # Measuring
 # ----------------------------------------------------------------------------------------------
-def malloc_trim() -> None:
-    """Give freed heap back to the OS (glibc), so RSS baselines are not inflated by old frees."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def rss() -> int:
-    import psutil
-
-    return psutil.Process().memory_info().rss
-
-
-class PeakRSS:
-    """Peak RSS of this process while the block runs, sampled in a thread (as bench.grounding_figures)."""
-
-    def __init__(self, interval: float = 0.005):
-        self.interval = interval
-
-    def __enter__(self):
-        malloc_trim()
-        self.start = self.peak = rss()
-        self.running = True
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def _sample(self):
-        while self.running:
-            self.peak = max(self.peak, rss())
-            time.sleep(self.interval)
-
-    def __exit__(self, *exc):
-        self.running = False
-        self.thread.join()
-        self.peak = max(self.peak, rss())
-
-    @property
-    def above(self) -> int:
-        return self.peak - self.start
-
-
 @dataclass
 class Span:
     seconds: float
@@ -354,42 +309,22 @@ def grounding_in(comfy, models: str) -> dict:
     return provide_models(comfy, models)
 
 
-def sam_vit_h(dest: Path) -> Path:
-    """A random-weight SAM ViT-H state dict (the layout of sam_vit_h_4b8939.pth), cached."""
-    path = dest / "sam_vit_h_4b8939.pth"
-    if not path.exists():
-        from segment_anything.build_sam import _build_sam
-
-        torch.manual_seed(0)
-        sam = _build_sam(1280, 32, 16, [7, 15, 23, 31], checkpoint=None)
-        dest.mkdir(parents=True, exist_ok=True)
-        torch.save(sam.state_dict(), path.with_suffix(".partial"))
-        os.replace(path.with_suffix(".partial"), path)
-    return path
-
-
 def core_models(models: str, sam_size: str):
     """GroundingDINO, CLIP and SAM as the pack's core objects (no ComfyUI), from the bench's files."""
-    from bench.grounding_figures import full_clip
+    from bench.grounding_figures import model_files
     from grounded_ip2p.grounding.clip_score import load_clip
     from grounded_ip2p.grounding.gdino import load_grounding_dino
     from grounded_ip2p.grounding.sam import load_sam
     from tests.checkpoints import cache_dir
-    from tests.clip_checkpoint import clip_checkpoint
-    from tests.gdino_checkpoint import original_gdino_checkpoint
     from tests.sam_checkpoint import sam_checkpoint
 
-    root = cache_dir() / f"bench-grounding-{models}"
-    pth, _ = original_gdino_checkpoint(root / "grounding-dino", size="swint" if models == "full" else "tiny")
+    files = model_files(models)
     if sam_size == "vit_h":
-        sam_path = sam_vit_h(cache_dir() / "bench-perf-sam-vit_h")
-    else:
-        sam_path = sam_checkpoint(root / "sams", size="vit_b" if models == "full" else "tiny")
-    clip_path = full_clip(root / "clip_filter") if models == "full" else clip_checkpoint(root / "clip_filter")
+        files["sam"] = sam_checkpoint(cache_dir() / "bench-perf-sam-vit_h", size="vit_h")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    gd = load_grounding_dino(pth, device=device)
-    clip = load_clip(clip_path).to(device)
-    sam = load_sam(sam_path).to(device)
+    gd = load_grounding_dino(files["gdino"], device=device)
+    clip = load_clip(files["clip"]).to(device)
+    sam = load_sam(files["sam"]).to(device)
     return gd, clip, sam
 
 

@@ -19,7 +19,9 @@ SAM_FILENAME = "sam_vit_b_01ec64.pth"
 SIZES = {  # embed dim, depth, heads, global-attention blocks
     "tiny": (64, 2, 2, [1]),
     "vit_b": (768, 12, 12, [2, 5, 8, 11]),
+    "vit_h": (1280, 32, 16, [7, 15, 23, 31]),  # for benchmarks (a ~2.5 GB file)
 }
+FILENAMES = {"vit_h": "sam_vit_h_4b8939.pth"}  # the published name of each size; SAM_FILENAME otherwise
 
 
 def sam_state_dict(size: str = "tiny", seed: int = 0) -> dict[str, torch.Tensor]:
@@ -38,10 +40,11 @@ def sam_state_dict(size: str = "tiny", seed: int = 0) -> dict[str, torch.Tensor]
 
 
 def sam_checkpoint(dest_dir, size: str = "tiny") -> Path:
-    """`dest_dir/sam_vit_b_01ec64.pth`, built once (written atomically) and then reused."""
+    """`dest_dir/sam_vit_b_01ec64.pth` (ViT-H: `sam_vit_h_4b8939.pth`), built once (written
+    atomically) and then reused."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
-    path = Path(dest_dir) / SAM_FILENAME
+    path = Path(dest_dir) / FILENAMES.get(size, SAM_FILENAME)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
