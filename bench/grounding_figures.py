@@ -107,6 +107,7 @@ def main() -> None:
           f"{'SAM embeds':>10} {'CLIP img/txt':>12} {'seconds':>8} {'peak MiB':>9}")
     print("(peak MiB: the chain's whole footprint, resident models included, over the process before loading)")
     for instruction, mode in INSTRUCTIONS:
+        sam.core.forget_image()  # each run stands for a new photo: SAM embeds it (it keeps the last one)
         counts = (gd.core.forward_passes, sam.core.encoder_passes, clip.core.image_passes, clip.core.text_passes)
         if cuda:
             torch.cuda.reset_peak_memory_stats()
