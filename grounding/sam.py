@@ -16,7 +16,6 @@ at SAM's default 0.
 from __future__ import annotations
 
 import hashlib
-
 from dataclasses import dataclass
 from pathlib import Path
 

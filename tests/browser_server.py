@@ -153,6 +153,18 @@ class ComfyServer:
         if getattr(self, "_log", None):
             self._log.close()
 
+    def __enter__(self) -> "ComfyServer":
+        """Started (120 s to answer); stopped again if it does not come up."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

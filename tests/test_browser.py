@@ -159,12 +159,8 @@ def server(tmp_path_factory):
         _unavailable("selenium is not installed: `pip install -e .[test]`")
     base = tmp_path_factory.mktemp("comfy-server")
     prepare_base(base, [json.loads(p.read_text()) for p in EXAMPLES], comfy_path)
-    srv = ComfyServer(comfy_path, base)
-    try:
-        srv.start(timeout=120)
+    with ComfyServer(comfy_path, base) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

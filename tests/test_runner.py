@@ -87,12 +87,8 @@ def server(comfyui, tmp_path_factory):
     base = tmp_path_factory.mktemp("run-server")
     workflow = json.loads((Path(__file__).resolve().parents[1] / "example_workflows" / "grounded_edit.json").read_text())
     prepare_base(base, [workflow], comfyui)
-    srv = ComfyServer(comfyui, base)
-    try:
-        srv.start(timeout=120)
+    with ComfyServer(comfyui, base) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def test_grounded_edit_on_a_running_server(server, tmp_path):

@@ -3,7 +3,6 @@ segmentation (one image embedding, one batched decoder call), on random-weight c
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
