@@ -43,6 +43,7 @@ proxy: the allocator may reuse freed memory, so small differences mean little.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import logging
 import os
@@ -57,6 +58,7 @@ from pathlib import Path
 
 import torch
 
+from bench.grounding_figures import model_files, provide_models
 from bench.memory import PeakRSS, malloc_trim
 
 MiB = 2**20
@@ -303,15 +305,8 @@ def ip2p_in(comfy) -> str:
     return ckpt.name
 
 
-def grounding_in(comfy, models: str) -> dict:
-    from bench.grounding_figures import provide_models
-
-    return provide_models(comfy, models)
-
-
 def core_models(models: str, sam_size: str):
     """GroundingDINO, CLIP and SAM as the pack's core objects (no ComfyUI), from the bench's files."""
-    from bench.grounding_figures import model_files
     from grounded_ip2p.grounding.clip_score import load_clip
     from grounded_ip2p.grounding.gdino import load_grounding_dino
     from grounded_ip2p.grounding.sam import load_sam
@@ -480,7 +475,7 @@ def with_batch(prompt: dict, images: "Images", batch: int) -> dict:
 def bench_chain(args) -> dict:
     comfy = comfy_harness()
     ckpt = ip2p_in(comfy)
-    names = grounding_in(comfy, args.models)
+    names = provide_models(comfy, args.models)
     images = Images(comfy, args.chain_size, alpha=False)
     header(f"2. Grounding chain vs the whole edit: {args.models} models, {args.chain_size}x{args.chain_size} px, "
            f"euler_ancestral {args.edit_steps} steps measured (background {args.background}), "
@@ -588,24 +583,20 @@ def top_per_phrase(det, k: int):
 
 
 class Clock:
-    """Seconds per component of one grounding run."""
+    """Seconds per component of one grounding run: `with clock("detector"): ...` adds to that part."""
 
     def __init__(self):
         self.parts: dict[str, float] = {}
 
+    @contextlib.contextmanager
     def __call__(self, part: str):
-        clock = self
-
-        class _Timer:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                clock.parts[part] = clock.parts.get(part, 0.0) + time.perf_counter() - self.t0
-
-        return _Timer()
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+            self.parts[part] = self.parts.get(part, 0.0) + time.perf_counter() - t0
 
 
 def reference_grounding(gd, clip, sam, image, phrases, k: int, clock: Clock):
@@ -740,7 +731,7 @@ def bench_scaling(args) -> dict:
     comfy = comfy_harness()
     result = {}
     if args.chain_grid:
-        names = grounding_in(comfy, args.models)
+        names = provide_models(comfy, args.models)
         header(f"4a. Grounding chain scaling: {args.models} models, guided, 4 phrases, {device_line()}")
         rows = []
         for size, batch in grid(args.chain_grid):
@@ -844,7 +835,7 @@ def main(argv=None) -> None:
     if args.what in ("all", "reference"):
         models = None
         if _COMFY is not None and args.sam == "vit_b":  # the models ComfyUI already holds: no second copy
-            names = grounding_in(_COMFY, args.models)
+            names = provide_models(_COMFY, args.models)
             models = tuple(loaded_core(_COMFY, node, names[key]) for node, key in (
                 ("GroundedIP2P_GroundingDINOLoader", "gdino"), ("GroundedIP2P_ClipFilterLoader", "clip"),
                 ("GroundedIP2P_SAMLoader", "sam")))
