@@ -3,17 +3,29 @@
 from .blending import (
     BACKGROUND_MODES,
     BackgroundBlender,
+    Window,
     ddim_invert,
     empty_mask_indices,
+    flow_levels,
     latent_mask,
+    percent_bounds,
+    percent_window,
+    timestep_window,
+    ve_levels,
     window_bounds,
 )
 
 __all__ = [
     "BACKGROUND_MODES",
     "BackgroundBlender",
+    "Window",
     "ddim_invert",
     "empty_mask_indices",
+    "flow_levels",
     "latent_mask",
+    "percent_bounds",
+    "percent_window",
+    "timestep_window",
+    "ve_levels",
     "window_bounds",
 ]

@@ -7,15 +7,25 @@ import math
 import pytest
 import torch
 
-from grounded_ip2p.sampling import BackgroundBlender, ddim_invert, empty_mask_indices, latent_mask, window_bounds
+from grounded_ip2p.sampling import (
+    BackgroundBlender,
+    Window,
+    ddim_invert,
+    empty_mask_indices,
+    flow_levels,
+    latent_mask,
+    percent_window,
+    timestep_window,
+    window_bounds,
+)
 
 # A toy VP schedule in sigma form, like SD's (scaled-linear betas), for sigma <-> timestep maps.
 BETAS = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
 SIGMAS = ((1 - torch.cumprod(1 - BETAS, 0)) / torch.cumprod(1 - BETAS, 0)) ** 0.5
 
 
-def sigma_to_t(sigma: float) -> float:
-    return float((SIGMAS.log() - math.log(sigma)).abs().argmin())
+def t_to_sigma(t: float) -> float:
+    return float(SIGMAS[int(round(t))])
 
 
 def schedule(steps: int) -> list[float]:
@@ -98,7 +108,8 @@ def make_blender(mode, start_t=300, end_t=1, batch=2):
     noise = torch.randn(batch, 4, 8, 8, generator=torch.Generator().manual_seed(2))
     mask = torch.zeros(batch, 1, 8, 8)
     mask[..., 2:6, 2:6] = 1
-    return BackgroundBlender(source, mask, start_t=start_t, end_t=end_t, mode=mode, sigma_to_t=sigma_to_t, noise=noise)
+    window = timestep_window(start_t, end_t, t_to_sigma)
+    return BackgroundBlender(source, mask, window=window, mode=mode, noise=noise)
 
 
 def test_window_membership():
@@ -164,20 +175,58 @@ def test_toy_sampling_restores_the_source_outside_the_mask(mode):
 
 
 def test_blender_rejects_bad_arguments():
-    source, mask = torch.zeros(1, 4, 8, 8), torch.ones(1, 1, 8, 8)
+    source, mask, window = torch.zeros(1, 4, 8, 8), torch.ones(1, 1, 8, 8), Window(0.0, 1.0)
     with pytest.raises(ValueError, match="background must be"):
-        BackgroundBlender(source, mask, start_t=100, end_t=1, mode="paste", sigma_to_t=sigma_to_t)
+        BackgroundBlender(source, mask, window=window, mode="paste")
     with pytest.raises(ValueError, match="initial noise"):
-        BackgroundBlender(source, mask, start_t=100, end_t=1, mode="noised", sigma_to_t=sigma_to_t)
+        BackgroundBlender(source, mask, window=window, mode="noised")
     with pytest.raises(ValueError, match="does not fit"):
-        BackgroundBlender(source, torch.ones(2, 1, 8, 8), start_t=100, end_t=1, mode="inversion", sigma_to_t=sigma_to_t)
+        BackgroundBlender(source, torch.ones(2, 1, 8, 8), window=window, mode="inversion")
 
 
-def test_each_sigma_is_mapped_to_a_timestep_once():
-    seen = []
-    blender = make_blender("noised")
-    blender.sigma_to_t = lambda s: seen.append(s) or sigma_to_t(s)
-    for _ in range(3):
-        blender.active(0.5)
-        blender.active(2.0)
-    assert seen == [0.5, 2.0]
+def test_percent_window_follows_the_model_schedule():
+    window = percent_window(0.9, 1.0, lambda p: 1.0 - p)  # a flow model without shift
+    assert window == Window(0.0, pytest.approx(0.1)) and window.to_end
+    assert window.contains(0.0) and window.contains(0.1) and not window.contains(0.11)
+    early = percent_window(0.7, 0.8, lambda p: 1.0 - p)
+    assert not early.to_end and early.contains(0.25) and not early.contains(0.0) and not early.contains(0.31)
+    for start, end in ((0.9, 0.8), (-0.1, 1.0), (0.5, 1.5), (float("nan"), 1.0)):
+        with pytest.raises(ValueError, match="start_percent <= end_percent"):
+            percent_window(start, end, lambda p: 1.0 - p)
+
+
+def test_latent_mask_for_video_style_latents_and_non_finite_masks():
+    mask = torch.zeros(1, 64, 64)
+    mask[:, :32] = 1
+    m = latent_mask(mask, (2, 16, 1, 8, 8))
+    assert m.shape == (2, 1, 1, 8, 8) and float(m[0, 0, 0, 0, 0]) == 1.0 and float(m[1, 0, 0, -1, 0]) == 0.0
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        latent_mask(torch.full((1, 8, 8), float("nan")), (1, 4, 8, 8))
+
+
+def test_flow_inversion_follows_the_flow_and_round_trips():
+    """Flow latents (1-s)*x0 + s*eps; for Gaussian data the ODE scales x by the marginal std."""
+    scale, x0 = 0.8, torch.randn(2, 16, 8, 8)
+
+    def std(s):
+        return math.sqrt((1 - s) ** 2 * scale**2 + s**2)
+
+    def denoise(x, s):  # E[x0 | x] for x0 ~ N(0, scale^2)
+        return x * (1 - s) * scale**2 / std(s) ** 2
+
+    levels = torch.linspace(0.01, 0.6, 400).tolist()
+    inverted = ddim_invert(denoise, x0, levels, sigma_start=0.01, levels=flow_levels)
+    exact = x0 * std(levels[-1]) / std(0.01)
+    assert float((inverted[-1] - exact).norm() / exact.norm()) < 0.01
+
+
+def test_finish_puts_the_source_back_on_the_final_latent_only_in_the_window():
+    blender = make_blender("noised", start_t=300, end_t=1)
+    final = torch.full_like(blender.source, 7.0)
+    out = blender.finish(final, 0.0)
+    keep = blender.mask.expand_as(out) == 0
+    assert torch.equal(out[keep], blender.source[keep]) and torch.equal(out[~keep], final[~keep])
+    early = make_blender("noised", start_t=300, end_t=200)
+    assert torch.equal(early.finish(final, 0.0), final)
+    doubled = blender.finish(final, 0.0, to_output=lambda x: 2 * x)
+    assert torch.equal(doubled[keep], 2 * blender.source[keep])
