@@ -6,6 +6,7 @@ from typing_extensions import override
 from comfy_api.latest import ComfyExtension, io
 
 from .grounding import GROUNDING_NODES
+from .late_restore import RestoreBackground
 from .loaders import LOADER_NODES
 from .models import register_folders
 from .preview import PreviewBoxes
@@ -13,7 +14,7 @@ from .sampler import IP2PBlendedSampler
 
 register_folders()
 
-NODE_CLASSES: list[type[io.ComfyNode]] = [IP2PBlendedSampler, *LOADER_NODES, *GROUNDING_NODES, PreviewBoxes]
+NODE_CLASSES: list[type[io.ComfyNode]] = [IP2PBlendedSampler, RestoreBackground, *LOADER_NODES, *GROUNDING_NODES, PreviewBoxes]
 
 
 class GroundedIP2PExtension(ComfyExtension):

@@ -1,8 +1,9 @@
 """IP2PBlendedSampler: InstructPix2Pix with dual guidance and late-window background blending.
 
 The graph it replaces is ComfyUI's native IP2P path (InstructPixToPixConditioning ->
-DualCFGGuider -> SamplerCustomAdvanced); with no mask it gives the same latent. The blending core
-is ``sampling.BackgroundBlender``; this module only wires it into ComfyUI's guider.
+DualCFGGuider -> SamplerCustomAdvanced); with no mask it is that path, call for call. With a mask
+the model carries the same late-restore patch as the Restore Background node (``late_restore.py``), so
+both share one core, ``sampling.BackgroundBlender``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 
 import torch
-from typing_extensions import override
 
 import comfy.model_base
 import comfy.model_management
@@ -18,53 +18,16 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 import latent_preview
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 from comfy_extras.nodes_custom_sampler import Guider_DualCFG
 from comfy_extras.nodes_ip2p import InstructPixToPixConditioning
 
 from .images import rgb
-from ..sampling import BACKGROUND_MODES, BackgroundBlender, empty_mask_indices, latent_mask, window_bounds
+from .late_restore import LateRestore
+from ..sampling import BACKGROUND_MODES, latent_mask, timestep_window, window_bounds
 
 log = logging.getLogger("grounded-ip2p")
 NODE = "IP2PBlendedSampler"
-
-
-class BlendedDualCFGGuider(Guider_DualCFG):
-    """ComfyUI's IP2P dual-CFG guider that restores the background inside the blending window.
-
-    Outside the window it is exactly ``Guider_DualCFG``; inside, the model sees the source
-    outside the mask and predicts it there (see ``BackgroundBlender``).
-    """
-
-    blender: BackgroundBlender | None = None
-    inversion_calls = 0
-
-    def _denoise_instruction_only(self, model_options):
-        positive = self.conds.get("positive")
-
-        def denoise(x, sigma):
-            sigma_t = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
-            return comfy.samplers.calc_cond_batch(self.inner_model, [positive], x, sigma_t, model_options)[0]
-
-        return denoise
-
-    def predict_noise(self, x, timestep, model_options={}, seed=None):
-        blender = self.blender
-        sigma = float(timestep.max())
-        if blender is None or not blender.active(sigma):
-            return super().predict_noise(x, timestep, model_options, seed)
-        if not blender.prepared:
-            blender.to(x.device, x.dtype)
-            schedule = model_options.get("transformer_options", {}).get("sample_sigmas")
-            sigma_min = float(self.inner_model.model_sampling.sigma_min)
-            self.inversion_calls = blender.prepare(
-                schedule.tolist() if schedule is not None else [sigma],
-                self._denoise_instruction_only(model_options),
-                sigma_min,
-            )
-        x_in = blender.blend(x, blender.background(sigma))
-        denoised = super().predict_noise(x_in, timestep, model_options, seed)
-        return blender.blend(denoised, blender.source)
 
 
 def _crop_like_ip2p(mask: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -86,13 +49,25 @@ def check_ip2p_model(model) -> None:
             f"{NODE}: the model is not an InstructPix2Pix model (its UNet takes {channels} input channels; "
             f"InstructPix2Pix takes 8: 4 for the noisy latent and 4 for the source image). Load an IP2P "
             f"checkpoint such as instruct-pix2pix-00-22000.safetensors (or a MagicBrush fine-tune) with "
-            f"Load Checkpoint."
+            f"Load Checkpoint. For other edit models, use Grounded Restore (Model Patch) with their own sampler."
         )
+
+
+def _timestep_window(start_t, end_t):
+    """The train-timestep window as the model's noise levels."""
+
+    def window(model_sampling):
+        return timestep_window(start_t, end_t, lambda t: float(model_sampling.sigma(torch.tensor(float(t)))))
+
+    return window
 
 
 def blended_sample(model, positive, negative, vae, image, mask, seed, steps, text_cfg, image_cfg,
                    sampler_name, scheduler, start_t, end_t, background):
-    """Run the edit and return the LATENT dict; shared by the node and the headless runner."""
+    """Run the edit; returns the LATENT dict and a one-line summary of what was restored.
+
+    Shared by the node and the headless runner.
+    """
     check_ip2p_model(model)
     try:
         window_bounds(start_t, end_t)
@@ -103,51 +78,38 @@ def blended_sample(model, positive, negative, vae, image, mask, seed, steps, tex
         raise ValueError(f"{NODE}: the image is {image.shape[2]}x{image.shape[1]} px; it must be at least 8x8")
 
     # The same conditioning as the native path: the source latent on the instruction and on the
-    # empty-text branch, none on the negative (InstructPix2Pix's three-way guidance, reference §3).
+    # empty-text branch, none on the negative (InstructPix2Pix's three-way guidance).
     cond_pos, cond_mid, zero_latent = InstructPixToPixConditioning.execute(positive, negative, image, vae).args
     source = cond_pos[0][1]["concat_latent_image"]
     latent_image = comfy.sample.fix_empty_latent_channels(model, zero_latent["samples"])
     noise = comfy.sample.prepare_noise(latent_image, seed)
 
-    guider = BlendedDualCFGGuider(model)
-    guider.set_conds(cond_pos, cond_mid, negative)
-    guider.set_cfg(text_cfg, image_cfg)
-
+    restore, info = None, "no mask: plain InstructPix2Pix edit of the whole image"
     if mask is not None:
+        cropped = _crop_like_ip2p(mask, image.shape[1], image.shape[2])
         try:
-            m = latent_mask(_crop_like_ip2p(mask, image.shape[1], image.shape[2]), latent_image.shape)
+            m = latent_mask(cropped, latent_image.shape)
         except ValueError as e:
             raise ValueError(f"{NODE}: {e}. Use a mask batch of 1 or of the image batch size.") from None
-        empty = empty_mask_indices(m)
-        if empty:
-            log.warning("%s: the mask of image(s) %s is empty (nothing marked to edit); those images are "
-                        "returned unchanged. Draw a mask, or disconnect it for a whole-image edit.", NODE, empty)
-        if len(empty) == image.shape[0]:
-            return {"samples": source.to(comfy.model_management.intermediate_device())}
         if float(m.min()) < 1.0:
-            ms = model.get_model_object("model_sampling")
-            guider.blender = BackgroundBlender(
-                model.model.process_latent_in(source).to(latent_image), m,
-                start_t=start_t, end_t=end_t, mode=background, noise=noise,
-                sigma_to_t=lambda s: float(ms.timestep(torch.tensor([s])).item()),
-            )
+            restore = LateRestore(source, cropped, _timestep_window(start_t, end_t), background, NODE)
+            model = restore.patch(model)
         else:
-            log.info("%s: the mask covers the whole image; plain InstructPix2Pix edit.", NODE)
-    else:
-        empty = []
+            info = "the mask covers the whole image: plain InstructPix2Pix edit"
+            log.info("%s: %s.", NODE, info)
 
+    guider = Guider_DualCFG(model)
+    guider.set_conds(cond_pos, cond_mid, negative)
+    guider.set_cfg(text_cfg, image_cfg)
     ksampler = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
                                        scheduler=scheduler, denoise=1.0, model_options=model.model_options)
     sigmas = ksampler.sigmas
     callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
     samples = guider.sample(noise, latent_image, comfy.samplers.sampler_object(sampler_name), sigmas,
                             callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-    if empty:  # exactly the source, whatever the window (a late end_t would let it drift)
-        samples[empty] = source[empty].to(samples)
-    if guider.blender is not None:
-        log.info("%s: background restored on %d model calls in the window (%s, %d extra calls).", NODE,
-                 sum(guider.blender.active(s) for s in sigmas[:-1].tolist()), background, guider.inversion_calls)
-    return {"samples": samples.to(comfy.model_management.intermediate_device())}
+    if restore is not None:
+        info = restore.last_summary.removeprefix(f"{NODE}: ")
+    return {"samples": samples.to(comfy.model_management.intermediate_device())}, info
 
 
 class IP2PBlendedSampler(io.ComfyNode):
@@ -179,11 +141,15 @@ class IP2PBlendedSampler(io.ComfyNode):
                 io.Int.Input("end_t", default=1, min=0, max=999, tooltip="Train timestep where restoring stops. 1 (or 0) = until the end, so the background is exactly the source; higher lets the last steps harmonise the seam."),
                 io.Combo.Input("background", options=list(BACKGROUND_MODES), default="inversion", tooltip="inversion: DDIM-invert the source with the instruction, as the reference (one extra single-branch model call per window step). noised: the source noised to each step's level (no extra calls)."),
             ],
-            outputs=[io.Latent.Output(display_name="LATENT", tooltip="The edited latent; decode it with VAE Decode.")],
+            outputs=[
+                io.Latent.Output(display_name="LATENT", tooltip="The edited latent; decode it with VAE Decode."),
+                io.String.Output(display_name="info", tooltip="What was restored: the model calls in the window, and a warning when the schedule puts none there."),
+            ],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, vae, image, seed, steps, text_cfg, image_cfg, sampler_name,
                 scheduler, start_t, end_t, background, mask=None) -> io.NodeOutput:
-        return io.NodeOutput(blended_sample(model, positive, negative, vae, image, mask, seed, steps, text_cfg,
-                                            image_cfg, sampler_name, scheduler, start_t, end_t, background))
+        latent, info = blended_sample(model, positive, negative, vae, image, mask, seed, steps, text_cfg, image_cfg,
+                                      sampler_name, scheduler, start_t, end_t, background)
+        return io.NodeOutput(latent, info, ui=ui.PreviewText(info))

@@ -104,3 +104,34 @@ def ip2p_checkpoint(path: Path | None = None) -> Path:
     comfy.utils.save_torch_file(sd, str(partial))
     os.replace(partial, path)
     return path
+
+
+@torch.no_grad()
+def reduced_ip2p(model_patcher, model_channels: int = 32, seed: int = 0):
+    """The SD1.5-InstructPix2Pix model of ``model_patcher``, reduced, with random weights.
+
+    The same ComfyUI classes (``SD15_instructpix2pix``, its UNet blocks, model sampling and latent
+    format) at ``model_channels`` wide with two levels of one block each, for test matrices that
+    run hundreds of samplings: a model call then costs milliseconds instead of a second on a CPU.
+    ComfyUI's detection only knows the full size, so this is built in-process, not as a file.
+    """
+    import comfy.model_management
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    config = dict(model_patcher.model.model_config.unet_config, model_channels=model_channels, channel_mult=[1, 2],
+                  num_res_blocks=[1, 1], transformer_depth=[1, 1], transformer_depth_output=[1, 1, 1, 1])
+    model_config = comfy.supported_models.SD15_instructpix2pix(config)
+    model_config.set_inference_dtype(torch.float32, None)
+    model = model_config.get_model({})
+    generator = torch.Generator().manual_seed(seed)
+    for name, p in model.diffusion_model.named_parameters():  # comfy.ops layers start uninitialised
+        if p.ndim > 1:
+            p.normal_(0.0, 0.05, generator=generator)
+        elif name.endswith("bias"):
+            p.zero_()
+        else:
+            p.fill_(1.0)
+    model.requires_grad_(False)
+    device = comfy.model_management.get_torch_device()
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=comfy.model_management.unet_offload_device())

@@ -137,3 +137,22 @@ def comfy_path_or_none() -> Path | None:
     if value and (Path(value) / "main.py").exists():
         return Path(value)
     return None
+
+
+def sampler_and_scheduler_names() -> tuple[list[str], list[str]]:
+    """ComfyUI's ``SAMPLER_NAMES`` and ``SCHEDULER_NAMES``, for parametrising tests at collection time.
+
+    Imports ``comfy.samplers`` the way the harness does (CPU flag first); empty lists when there is
+    no ComfyUI, so the tests that use them skip with the ``comfy`` fixture's reason.
+    """
+    path = comfy_path_or_none()
+    if path is None:
+        return [], []
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+    from comfy.cli_args import args
+
+    args.cpu = True
+    import comfy.samplers
+
+    return list(comfy.samplers.SAMPLER_NAMES), list(comfy.samplers.SCHEDULER_NAMES)

@@ -33,3 +33,11 @@ def ip2p_checkpoint(comfy):
     path = checkpoints.ip2p_checkpoint()
     comfy.add_models("checkpoints", path.parent)
     return path.name
+
+
+@pytest.fixture(scope="session")
+def ip2p_loaded(comfy, ip2p_checkpoint):
+    """The IP2P checkpoint loaded (model, positive "make the car purple", empty negative, vae)."""
+    model, clip, vae = comfy.node_class("CheckpointLoaderSimple")().load_checkpoint(ip2p_checkpoint)[:3]
+    encode = comfy.node_class("CLIPTextEncode")()
+    return model, encode.encode(clip, "make the car purple")[0], encode.encode(clip, "")[0], vae

@@ -116,12 +116,8 @@ def test_masked_output_keeps_source_outside_the_mask(comfy, ip2p_checkpoint, sou
 
 
 @pytest.fixture(scope="module")
-def loaded(comfy, ip2p_checkpoint):
-    model, clip, vae = comfy.node_class("CheckpointLoaderSimple")().load_checkpoint(ip2p_checkpoint)[:3]
-    encode = comfy.node_class("CLIPTextEncode")()
-    positive = encode.encode(clip, "make the car purple")[0]
-    negative = encode.encode(clip, "")[0]
-    return model, positive, negative, vae
+def loaded(ip2p_loaded):
+    return ip2p_loaded
 
 
 def recorded_calls(model, fn):
@@ -221,7 +217,7 @@ def test_odd_sizes_gray_and_rgba_images(comfy, loaded, channels):
     image = torch.rand(1, 61, 75, channels)
     mask = torch.zeros(1, 30, 30)
     mask[:, 5:20, 5:20] = 1
-    out = comfy.pack_module().blended_sample(model, positive, negative, vae, image, mask, 0, 2, 7.5, 1.5,
+    out, _ = comfy.pack_module().blended_sample(model, positive, negative, vae, image, mask, 0, 2, 7.5, 1.5,
                                              "euler", "normal", 999, 1, "noised")
     assert out["samples"].shape == (1, 4, 61 // 8, 75 // 8)
     assert torch.isfinite(out["samples"]).all()
