@@ -14,6 +14,7 @@ import torch
 
 import comfy.model_base
 import comfy.model_management
+import comfy.model_sampling
 import comfy.sample
 import comfy.samplers
 import comfy.utils
@@ -24,7 +25,7 @@ from comfy_extras.nodes_ip2p import InstructPixToPixConditioning
 
 from .images import rgb
 from .late_restore import LateRestore
-from ..sampling import BACKGROUND_MODES, latent_mask, timestep_window, window_bounds
+from ..sampling import BACKGROUND_MODES, latent_mask, sd_timestep_sigma, timestep_window, window_bounds
 
 log = logging.getLogger("grounded-ip2p")
 NODE = "IP2PBlendedSampler"
@@ -54,10 +55,17 @@ def check_ip2p_model(model) -> None:
 
 
 def _timestep_window(start_t, end_t):
-    """The train-timestep window as the model's noise levels."""
+    """The train-timestep window (of 1000) as the model's noise levels.
+
+    SD1.5/SDXL IP2P have SD's discrete schedule, where ``model_sampling.sigma(t)`` is exact. A
+    continuous schedule (CosXL Edit's EDM) has no train timesteps: there ``t`` means SD's noise
+    level at ``t``, the same noise-to-signal ratio.
+    """
 
     def window(model_sampling):
-        return timestep_window(start_t, end_t, lambda t: float(model_sampling.sigma(torch.tensor(float(t)))))
+        if isinstance(model_sampling, comfy.model_sampling.ModelSamplingDiscrete):
+            return timestep_window(start_t, end_t, lambda t: float(model_sampling.sigma(torch.tensor(float(t)))))
+        return timestep_window(start_t, end_t, sd_timestep_sigma)
 
     return window
 

@@ -91,6 +91,16 @@ def window_bounds(start_t: float, end_t: float) -> tuple[float, float]:
     return low, float(start_t)
 
 
+def sd_timestep_sigma(t: float) -> float:
+    """The noise level of train timestep ``t`` on SD's schedule (scaled-linear betas 0.00085-0.012)."""
+    betas = torch.linspace(0.00085**0.5, 0.012**0.5, NUM_TRAIN_TIMESTEPS, dtype=torch.float64) ** 2
+    alphas = torch.cumprod(1.0 - betas, 0)
+    log_sigmas = (((1 - alphas) / alphas) ** 0.5).log()
+    low = min(max(int(math.floor(t)), 0), NUM_TRAIN_TIMESTEPS - 1)
+    high, w = min(low + 1, NUM_TRAIN_TIMESTEPS - 1), float(t) - low
+    return float(((1 - w) * log_sigmas[low] + w * log_sigmas[high]).exp())
+
+
 def timestep_window(start_t: float, end_t: float, t_to_sigma: Callable[[float], float]) -> Window:
     """A window given in train timesteps (IP2P's convention), as noise levels."""
     low_t, high_t = window_bounds(start_t, end_t)
@@ -220,6 +230,7 @@ class BackgroundBlender:
             raise ValueError(f"mask {tuple(mask.shape)} does not fit the source latent {tuple(source.shape)}")
         self.source = source
         self.mask = mask.to(source)
+        self.keep = 1.0 - self.mask
         self.noise = noise
         self.mode = mode
         self.window = window
@@ -239,6 +250,7 @@ class BackgroundBlender:
         """Move the blender's tensors once, so the sampling loop copies nothing between devices."""
         self.source = self.source.to(device=device, dtype=dtype or self.source.dtype)
         self.mask = self.mask.to(self.source)
+        self.keep = self.keep.to(self.source)
         if self.noise is not None:
             self.noise = self.noise.to(self.source)
         return self
@@ -281,7 +293,7 @@ class BackgroundBlender:
 
     def blend(self, x: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
         """``m * x + (1 - m) * background``: keep ``x`` where the mask edits."""
-        return x * self.mask + background * (1.0 - self.mask)
+        return x * self.mask + background * self.keep
 
     def finish(self, final: torch.Tensor, sigma_last: float,
                to_output: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> torch.Tensor:

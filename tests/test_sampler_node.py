@@ -249,3 +249,19 @@ def test_other_samplers_work_with_a_mask(comfy, ip2p_checkpoint, source_image, s
     diff = (out - src).abs()
     assert torch.isfinite(out).all()
     assert float(diff[outside].mean()) <= 0.05 * float(diff[inside].mean())
+
+
+def test_timestep_window_on_sd_and_on_a_continuous_edm_schedule(comfy, loaded):
+    """SD's discrete schedule maps t exactly; CosXL's EDM schedule gets SD's noise level at t."""
+    import comfy.model_sampling as cms
+
+    window = comfy.pack_module()._timestep_window(100, 1)
+    sd = loaded[0].get_model_object("model_sampling")
+    assert window(sd).high == pytest.approx(float(sd.sigma(torch.tensor(100.0))), rel=1e-6) and window(sd).to_end
+
+    class CosXLSampling(cms.ModelSamplingContinuousEDM, cms.V_PREDICTION):
+        pass
+
+    edm = CosXLSampling()
+    edm.set_parameters(sigma_min=0.002, sigma_max=120.0, sigma_data=1.0)
+    assert window(edm).high == pytest.approx(window(sd).high, rel=1e-3)
