@@ -9,14 +9,17 @@ latent (``source_latent``). ComfyUI must be imported
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import torch
 
 SIZE = 64  # pixels: an 8x8 latent
+RESTORE_NODE = "GroundedIP2P_RestoreBackground"
 
 
-def edit_mask(size: int = SIZE) -> torch.Tensor:
-    mask = torch.zeros(1, size, size)
+def edit_mask(size: int = SIZE, batch: int = 1) -> torch.Tensor:
+    """1 (edit) on a block left of centre, 0 (keep) elsewhere."""
+    mask = torch.zeros(batch, size, size)
     mask[:, 16:48, 8:40] = 1.0
     return mask
 
@@ -106,3 +109,78 @@ class CapturedReports:
     def __exit__(self, *exc):
         self._cls._finish_report = self._original
         return False
+
+
+# -- edit models through core sampler nodes ----------------------------------------------------
+
+def call(comfy, node_id, **inputs):
+    """Run a node's function as ComfyUI does, for V1 (FUNCTION) and V3 (execute) nodes alike."""
+    cls = comfy.node_class(node_id)
+    if hasattr(cls, "FUNCTION"):
+        return getattr(cls(), cls.FUNCTION)(**inputs)
+    return cls.execute(**inputs).args
+
+
+@dataclass
+class Case:
+    name: str
+    model: object
+    positive: list
+    negative: list
+    source: torch.Tensor  # the source latent, as VAE Encode gives it
+    latent: torch.Tensor  # the latent to sample
+    cfg: float
+    ip2p_middle: list | None = None  # IP2P's second conditioning, for DualCFGGuider
+
+
+def qwen_edit_case() -> "Case":
+    """A 1-block Qwen-Image DiT with its conditioning (the source as reference latent), 5-D latents."""
+    from comfy.sd import load_diffusion_model
+
+    from . import edit_models
+
+    model = load_diffusion_model(str(edit_models.qwen_image_dit()))
+    source = torch.randn(1, 16, 1, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(1))
+    # equal token counts, so cond and uncond share one batched call per step
+    positive = edit_models.qwen_conditioning(source, seed=2, tokens=24)
+    negative = edit_models.qwen_negative_conditioning(source, seed=3, tokens=24)
+    return Case("qwen", model, positive, negative, source, torch.zeros(1, 16, SIZE // 8, SIZE // 8), 2.5)
+
+
+def flux_edit_case() -> "Case":
+    """A 1+1-block Flux DiT (Kontext layout) with its conditioning and guidance, CFG 1."""
+    from comfy.sd import load_diffusion_model
+
+    from . import edit_models
+
+    model = load_diffusion_model(str(edit_models.flux_dit()))
+    source = torch.randn(1, 16, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(1))
+    positive = edit_models.flux_conditioning(source, seed=2)
+    return Case("flux", model, positive, edit_models.flux_negative_conditioning(source, seed=3), source,
+                torch.zeros(1, 16, SIZE // 8, SIZE // 8), 1.0)
+
+
+def ksampler(comfy, case, model, sampler, steps=3, seed=5):
+    out = call(comfy, "KSampler", model=model, seed=seed, steps=steps, cfg=case.cfg, sampler_name=sampler,
+               scheduler="simple", positive=case.positive, negative=case.negative,
+               latent_image={"samples": case.latent.clone()}, denoise=1.0)
+    return out[0]["samples"]
+
+
+def custom_advanced(comfy, case, model, sampler, steps=3, seed=5):
+    if case.ip2p_middle is not None:
+        guider = call(comfy, "DualCFGGuider", model=model, cond1=case.positive, cond2=case.ip2p_middle,
+                      negative=case.negative, cfg_conds=case.cfg, cfg_cond2_negative=1.5, style="regular")[0]
+    elif case.cfg == 1.0:
+        guider = call(comfy, "BasicGuider", model=model, conditioning=case.positive)[0]
+    else:
+        guider = call(comfy, "CFGGuider", model=model, positive=case.positive, negative=case.negative,
+                      cfg=case.cfg)[0]
+    noise = call(comfy, "RandomNoise", noise_seed=seed)[0]
+    sigmas = call(comfy, "BasicScheduler", model=model, scheduler="simple", steps=steps, denoise=1.0)[0]
+    chosen = call(comfy, "KSamplerSelect", sampler_name=sampler)[0]
+    out = call(comfy, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=chosen, sigmas=sigmas,
+               latent_image={"samples": case.latent.clone()})
+    return out[0]["samples"]
+
+

@@ -8,42 +8,22 @@ in-process (``edit_models``) with the source as ``reference_latents``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 import torch
 
-from . import edit_models
+from .restore_cases import (
+    RESTORE_NODE,
+    SIZE,
+    Case,
+    call,
+    custom_advanced,
+    edit_mask,
+    flux_edit_case,
+    ksampler,
+    qwen_edit_case,
+)
 
-SIZE = 64  # pixels: 8x8 latents
-NODE = "GroundedIP2P_RestoreBackground"
 SAMPLERS = ["euler", "euler_ancestral", "dpmpp_2m"]  # plain, ancestral, multistep
-
-
-def call(comfy, node_id, **inputs):
-    """Run a node's function as ComfyUI does, for V1 (FUNCTION) and V3 (execute) nodes alike."""
-    cls = comfy.node_class(node_id)
-    if hasattr(cls, "FUNCTION"):
-        return getattr(cls(), cls.FUNCTION)(**inputs)
-    return cls.execute(**inputs).args
-
-
-@dataclass
-class Case:
-    name: str
-    model: object
-    positive: list
-    negative: list
-    source: torch.Tensor  # the source latent, as VAE Encode gives it
-    latent: torch.Tensor  # the latent to sample
-    cfg: float
-    ip2p_middle: list | None = None  # IP2P's second conditioning, for DualCFGGuider
-
-
-def mask_for(size=SIZE, batch=1):
-    mask = torch.zeros(batch, size, size)
-    mask[:, 16:48, 8:40] = 1.0
-    return mask
 
 
 @pytest.fixture(scope="module")
@@ -60,25 +40,12 @@ def ip2p_case(comfy, ip2p_checkpoint):
 
 @pytest.fixture(scope="module")
 def qwen_case(comfy):
-    from comfy.sd import load_diffusion_model
-
-    model = load_diffusion_model(str(edit_models.qwen_image_dit()))
-    source = torch.randn(1, 16, 1, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(1))
-    # equal token counts, so cond and uncond share one batched call per step
-    positive = edit_models.qwen_conditioning(source, seed=2, tokens=24)
-    negative = edit_models.qwen_negative_conditioning(source, seed=3, tokens=24)
-    return Case("qwen", model, positive, negative, source, torch.zeros(1, 16, SIZE // 8, SIZE // 8), 2.5)
+    return qwen_edit_case()
 
 
 @pytest.fixture(scope="module")
 def flux_case(comfy):
-    from comfy.sd import load_diffusion_model
-
-    model = load_diffusion_model(str(edit_models.flux_dit()))
-    source = torch.randn(1, 16, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(1))
-    positive = edit_models.flux_conditioning(source, seed=2)
-    return Case("flux", model, positive, edit_models.flux_negative_conditioning(source, seed=3), source,
-                torch.zeros(1, 16, SIZE // 8, SIZE // 8), 1.0)
+    return flux_edit_case()
 
 
 @pytest.fixture(params=["ip2p", "qwen", "flux"])
@@ -87,33 +54,9 @@ def case(request):
 
 
 def patch(comfy, case, mask, start_percent=0.5, end_percent=1.0, background="noised"):
-    cls = comfy.node_class(NODE)
+    cls = comfy.node_class(RESTORE_NODE)
     return cls.execute(model=case.model, source={"samples": case.source}, mask=mask, start_percent=start_percent,
                        end_percent=end_percent, background=background).args[0]
-
-
-def ksampler(comfy, case, model, sampler, steps=3, seed=5):
-    out = call(comfy, "KSampler", model=model, seed=seed, steps=steps, cfg=case.cfg, sampler_name=sampler,
-               scheduler="simple", positive=case.positive, negative=case.negative,
-               latent_image={"samples": case.latent.clone()}, denoise=1.0)
-    return out[0]["samples"]
-
-
-def custom_advanced(comfy, case, model, sampler, steps=3, seed=5):
-    if case.ip2p_middle is not None:
-        guider = call(comfy, "DualCFGGuider", model=model, cond1=case.positive, cond2=case.ip2p_middle,
-                      negative=case.negative, cfg_conds=case.cfg, cfg_cond2_negative=1.5, style="regular")[0]
-    elif case.cfg == 1.0:
-        guider = call(comfy, "BasicGuider", model=model, conditioning=case.positive)[0]
-    else:
-        guider = call(comfy, "CFGGuider", model=model, positive=case.positive, negative=case.negative,
-                      cfg=case.cfg)[0]
-    noise = call(comfy, "RandomNoise", noise_seed=seed)[0]
-    sigmas = call(comfy, "BasicScheduler", model=model, scheduler="simple", steps=steps, denoise=1.0)[0]
-    chosen = call(comfy, "KSamplerSelect", sampler_name=sampler)[0]
-    out = call(comfy, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=chosen, sigmas=sigmas,
-               latent_image={"samples": case.latent.clone()})
-    return out[0]["samples"]
 
 
 SAMPLER_NODES = {"KSampler": ksampler, "SamplerCustomAdvanced": custom_advanced}
@@ -142,7 +85,7 @@ def regions(mask, latent):
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_patch_restores_the_background_with_every_sampler_node(comfy, case, node, sampler):
     run = SAMPLER_NODES[node]
-    mask = mask_for()
+    mask = edit_mask()
     patched = patch(comfy, case, mask)
     plain_out, plain = recorded(case.model, lambda m: run(comfy, case, m, sampler))
     out, edited = recorded(patched, lambda m: run(comfy, case, m, sampler))
@@ -175,7 +118,7 @@ def test_patch_restores_the_background_with_every_sampler_node(comfy, case, node
 
 
 def test_no_mask_or_all_ones_leaves_the_model_untouched(comfy, case):
-    cls = comfy.node_class(NODE)
+    cls = comfy.node_class(RESTORE_NODE)
     plain = ksampler(comfy, case, case.model, "euler", steps=2)
     for mask in (None, torch.ones(1, SIZE, SIZE)):
         model = cls.execute(model=case.model, source={"samples": case.source}, mask=mask, start_percent=0.5,
@@ -190,7 +133,7 @@ def test_all_zero_mask_returns_the_source(comfy, case):
 
 
 def test_inversion_restores_the_background(comfy, case):
-    mask = mask_for()
+    mask = edit_mask()
     out = ksampler(comfy, case, patch(comfy, case, mask, background="inversion"), "dpmpp_2m")
     out = out.reshape(case.source.shape)
     outside, inside = regions(mask, out)
@@ -201,11 +144,11 @@ def test_inversion_restores_the_background(comfy, case):
 def test_mismatches_are_clear_errors(comfy, flux_case):
     case = flux_case
     with pytest.raises(ValueError, match="Restore Background.*2 masks for 1 images"):
-        ksampler(comfy, case, patch(comfy, case, mask_for(batch=2)), "euler", steps=2)
+        ksampler(comfy, case, patch(comfy, case, edit_mask(batch=2)), "euler", steps=2)
     small = Case(**{**case.__dict__, "source": case.source[..., :4, :4]})
     with pytest.raises(ValueError, match=r"Restore Background.*source latent is 32x32 px.*sampler's latent is 64x64 px"):
-        ksampler(comfy, case, patch(comfy, small, mask_for()), "euler", steps=2)
+        ksampler(comfy, case, patch(comfy, small, edit_mask()), "euler", steps=2)
     with pytest.raises(ValueError, match="Restore Background.*start_percent <= end_percent"):
-        patch(comfy, case, mask_for(), start_percent=0.9, end_percent=0.5)
+        patch(comfy, case, edit_mask(), start_percent=0.9, end_percent=0.5)
     with pytest.raises(ValueError, match="Restore Background.*NaN or infinite"):
         patch(comfy, case, torch.full((1, SIZE, SIZE), float("nan")))
