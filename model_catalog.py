@@ -58,6 +58,9 @@ class ModelFile:
     aliases: tuple[str, ...] = ()
 
 
+_QWEN_TEMPLATE = "Comfy-Org/workflow_templates templates/image_qwen_image_edit_2511.json (URL and folder)"
+_KONTEXT_TEMPLATE = "Comfy-Org/workflow_templates templates/flux_kontext_dev_basic.json (URL and folder)"
+
 # Each size and sha256 below was read in the source named in `source`; none is computed or guessed.
 _ENTRIES = (
     ModelFile(
@@ -133,17 +136,76 @@ _ENTRIES = (
         932768134, "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
         "openai/CLIP clip/clip.py (sha256 = URL segment); huggingface.co/camenduru/SyncDreamer commit f28d14c (size)",
     ),
+    # The edit models of the grounded_qwen_image_edit, grounded_flux_kontext and grounded_cosxl_edit
+    # workflows: the files (and URLs) ComfyUI's own templates use. No size or sha256 published by
+    # the repositories' owners was found (their Hugging Face LFS pointers could not be read from
+    # here), so these are not verified: a download is only checked against the length the server
+    # announces.
+    ModelFile(
+        "qwen_image_edit_2511_bf16.safetensors", "diffusion_models",
+        "https://huggingface.co/Comfy-Org/Qwen-Image-Edit_ComfyUI/resolve/main/split_files/diffusion_models/"
+        "qwen_image_edit_2511_bf16.safetensors",
+        None, None, _QWEN_TEMPLATE,
+    ),
+    ModelFile(
+        "qwen_2.5_vl_7b_fp8_scaled.safetensors", "text_encoders",
+        "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/text_encoders/"
+        "qwen_2.5_vl_7b_fp8_scaled.safetensors",
+        None, None, _QWEN_TEMPLATE,
+    ),
+    ModelFile(
+        "qwen_image_vae.safetensors", "vae",
+        "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors",
+        None, None, _QWEN_TEMPLATE,
+    ),
+    ModelFile(
+        "flux1-dev-kontext_fp8_scaled.safetensors", "diffusion_models",
+        "https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/split_files/diffusion_models/"
+        "flux1-dev-kontext_fp8_scaled.safetensors",
+        None, None, _KONTEXT_TEMPLATE,
+    ),
+    ModelFile(
+        "clip_l.safetensors", "text_encoders",
+        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors",
+        None, None, _KONTEXT_TEMPLATE,
+    ),
+    ModelFile(
+        "t5xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders",
+        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp8_e4m3fn_scaled.safetensors",
+        None, None, _KONTEXT_TEMPLATE,
+    ),
+    ModelFile(
+        "ae.safetensors", "vae",
+        "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors",
+        None, None, _KONTEXT_TEMPLATE,
+    ),
+    ModelFile(
+        # A gated repository: its licence has to be accepted on Hugging Face, and the download made
+        # while logged in (an anonymous download answers HTTP 401).
+        "cosxl_edit.safetensors", "checkpoints",
+        "https://huggingface.co/stabilityai/cosxl/resolve/main/cosxl_edit.safetensors",
+        None, None,
+        "comfyanonymous/ComfyUI_examples edit_models/README.md (huggingface.co/stabilityai/cosxl, gated; "
+        "the workflow in edit_models/sdxl_edit_model.png loads cosxl_edit.safetensors)",
+    ),
 )
 CATALOG: dict[str, ModelFile] = {entry.name: entry for entry in _ENTRIES}
 
-# Loader node type -> (widget index of the file name, ComfyUI folder, widget name in a dict form)
-LOADERS = {
-    "CheckpointLoaderSimple": (0, "checkpoints", "ckpt_name"),
-    "GroundedIP2P_GroundingDINOLoader": (0, "grounding-dino", "model_name"),
-    "GroundedIP2P_SAMLoader": (0, "sams", "model_name"),
-    "GroundedIP2P_ClipFilterLoader": (0, "clip_filter", "model_name"),
+# Loader node type -> its file widgets: (widget index, ComfyUI folder, widget name in a dict form)
+LOADERS: dict[str, tuple[tuple[int, str, str], ...]] = {
+    "CheckpointLoaderSimple": ((0, "checkpoints", "ckpt_name"),),
+    "UNETLoader": ((0, "diffusion_models", "unet_name"),),
+    "CLIPLoader": ((0, "text_encoders", "clip_name"),),
+    "DualCLIPLoader": ((0, "text_encoders", "clip_name1"), (1, "text_encoders", "clip_name2")),
+    "VAELoader": ((0, "vae", "vae_name"),),
+    "GroundedIP2P_GroundingDINOLoader": ((0, "grounding-dino", "model_name"),),
+    "GroundedIP2P_SAMLoader": ((0, "sams", "model_name"),),
+    "GroundedIP2P_ClipFilterLoader": ((0, "clip_filter", "model_name"),),
 }
-FOLDERS = sorted({folder for _, folder, _ in LOADERS.values()})
+FOLDERS = sorted({folder for widgets in LOADERS.values() for _, folder, _ in widgets})
+# ComfyUI also reads these folders under their old names (folder_paths.py: models/unet for
+# diffusion_models, models/clip for text_encoders); a file there is found, a download goes to the new one.
+LEGACY_FOLDERS = {"diffusion_models": ("unet",), "text_encoders": ("clip",)}
 SKIPPED_MODES = {2, 4}  # muted, bypassed: such a loader loads nothing
 
 
@@ -202,17 +264,17 @@ def workflow_needs(workflow: dict) -> list[Need]:
             needs.append(need)
 
     for node in _workflow_nodes(workflow):
-        loader = LOADERS.get(node.get("type")) if isinstance(node, dict) else None
-        if loader is None or node.get("mode") in SKIPPED_MODES:
+        widgets = LOADERS.get(node.get("type")) if isinstance(node, dict) else None
+        if widgets is None or node.get("mode") in SKIPPED_MODES:
             continue
-        index, folder, key = loader
-        name = _widget(node, index, key)
-        if not isinstance(name, str) or not name.strip():
-            continue
-        add(Need(name, folder))
-        entry = catalog_entry(name, folder)
-        for companion in entry.needs if entry else ():
-            add(Need(companion, folder, required_by=name))
+        for index, folder, key in widgets:
+            name = _widget(node, index, key)
+            if not isinstance(name, str) or not name.strip():
+                continue
+            add(Need(name, folder))
+            entry = catalog_entry(name, folder)
+            for companion in entry.needs if entry else ():
+                add(Need(companion, folder, required_by=name))
     return needs
 
 
@@ -363,7 +425,10 @@ def check(need: Need, models_dir: Path, main_paths: dict) -> FileState:
         state.path = _beside(directory, entry, need.name, need.required_by)
         state.target = directory / need.name
     else:
-        state.path = locate(root, need.name)
+        for folder in (need.folder, *LEGACY_FOLDERS.get(need.folder, ())):
+            state.path = locate(models_dir / folder, need.name)
+            if state.path is not None:
+                break
         main_paths[(need.folder, need.name)] = state.path
         state.target = root / (entry.name if entry else need.name)
     if state.path is not None:

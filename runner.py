@@ -25,7 +25,9 @@ from .workflow import WorkflowError, ui_to_api
 
 PACK_DIR = Path(__file__).resolve().parent
 EXAMPLES = PACK_DIR / "example_workflows"
-MODEL_FOLDERS = ("checkpoints", "grounding-dino", "sams", "clip_filter")
+# (ComfyUI reads unet/ and clip/ as diffusion_models/ and text_encoders/)
+MODEL_FOLDERS = ("checkpoints", "grounding-dino", "sams", "clip_filter", "diffusion_models", "unet",
+                 "text_encoders", "clip", "vae")
 # (node type, input) set from each command-line option
 OVERRIDES = {
     "instruction": [("GroundedIP2P_NounPhraseExtract", "instruction")],
@@ -33,13 +35,13 @@ OVERRIDES = {
     "grounding_dino": [("GroundedIP2P_GroundingDINOLoader", "model_name")],
     "sam": [("GroundedIP2P_SAMLoader", "model_name")],
     "clip": [("GroundedIP2P_ClipFilterLoader", "model_name")],
-    "seed": [("GroundedIP2P_BlendedSampler", "seed"), ("RandomNoise", "noise_seed")],
-    "steps": [("GroundedIP2P_BlendedSampler", "steps"), ("BasicScheduler", "steps")],
+    "seed": [("GroundedIP2P_BlendedSampler", "seed"), ("RandomNoise", "noise_seed"), ("KSampler", "seed")],
+    "steps": [("GroundedIP2P_BlendedSampler", "steps"), ("BasicScheduler", "steps"), ("KSampler", "steps")],
     "text_cfg": [("GroundedIP2P_BlendedSampler", "text_cfg"), ("DualCFGGuider", "cfg_conds")],
     "image_cfg": [("GroundedIP2P_BlendedSampler", "image_cfg"), ("DualCFGGuider", "cfg_cond2_negative")],
     "start_t": [("GroundedIP2P_BlendedSampler", "start_t")],
     "end_t": [("GroundedIP2P_BlendedSampler", "end_t")],
-    "background": [("GroundedIP2P_BlendedSampler", "background")],
+    "background": [("GroundedIP2P_BlendedSampler", "background"), ("GroundedIP2P_RestoreBackground", "background")],
 }
 
 
@@ -252,7 +254,7 @@ def run_in_process(comfy_path: Path, workflow: dict, image: Path, out: Path, opt
         comfy.utils.PROGRESS_BAR_ENABLED = False
         prompt_id = str(uuid.uuid4())
         valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
-        if not valid:
+        if not valid or node_errors:  # ComfyUI runs the outputs that validate: the edit may not be one of them
             raise RunError(_validation_message(error, node_errors, prompt))
         executor = execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC)
         executor.execute(prompt, prompt_id, {"client_id": "grounded-ip2p-run"}, outputs)
@@ -333,6 +335,8 @@ def run_on_server(server: str, workflow: dict, image: Path, out: Path, options: 
             except ValueError:
                 pass
         raise
+    if answer.get("node_errors"):  # queued for the outputs that validated only (the edit may not be one)
+        raise RunError(_validation_message(answer.get("error", {}), answer["node_errors"], prompt))
     prompt_id = answer["prompt_id"]
     bar = ProgressBar()
     started = time.perf_counter()

@@ -28,6 +28,7 @@ from .conftest import NO_COMFY
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
+from .test_workflows import NOT_EXECUTED  # noqa: E402  (edit-model workflows that load but cannot run here)
 UPDATE = os.environ.get("GIP2P_UPDATE_SCREENSHOTS") == "1"
 WINDOW = (1600, 1000)
 THUMBNAIL_WIDTH = 400
@@ -158,7 +159,7 @@ def server(tmp_path_factory):
     except ImportError:
         _unavailable("selenium is not installed: `pip install -e .[test]`")
     base = tmp_path_factory.mktemp("comfy-server")
-    prepare_base(base, [json.loads(p.read_text()) for p in EXAMPLES], comfy_path)
+    prepare_base(base, [json.loads(p.read_text()) for p in EXAMPLES if p.stem not in NOT_EXECUTED], comfy_path)
     with ComfyServer(comfy_path, base) as srv:
         yield srv
 
@@ -289,6 +290,11 @@ def test_example_workflow_in_the_web_frontend(page, server, path, screenshot_dir
     fit = page.js(FIT_VIEW)
     time.sleep(1.0)  # DOM widgets (text boxes) follow the canvas on the next frames
     shot = _save_screenshot(page.driver.get_screenshot_as_png(), fit, name, screenshot_dir)
+
+    if name in NOT_EXECUTED:  # the edit model's text encoders cannot be built here: loaded and shown only
+        print(f"\n{name}: {loaded['nodes']} nodes, no missing nodes, no dialog; not queued ({NOT_EXECUTED[name]}); "
+              f"screenshot {shot}")
+        return
 
     # 3. queue it (fewer steps) as the Run button does
     changed = page.js(FEW_STEPS, STEPS)

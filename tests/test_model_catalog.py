@@ -35,7 +35,9 @@ BAD = b"tampered-file" * 100
 DROPPED = b"half a file" * 100
 BIG = bytes(range(256)) * (3 * 4096 + 7)  # > 1 MiB: several chunks
 PRESENT = b"already here" * 50
+UNVERIFIED = b"no published size" * 40
 SERVED = {
+    "/files/te.safetensors": UNVERIFIED,
     "/files/ckpt.safetensors": GOOD,
     "/files/det.pth": DET,
     "/files/det.cfg.py": CFG,
@@ -61,6 +63,7 @@ STAND_IN = {e.name: e for e in (
     entry("gone.pth", "clip_filter", b"never served"),
     entry("big.pth", "sams", BIG),
     entry("present.pth", "sams", PRESENT),
+    ModelFile("te.safetensors", "text_encoders", OFFICIAL + "te.safetensors", None, None, "test"),
 )}
 
 
@@ -330,8 +333,10 @@ def test_real_catalog_is_well_formed():
     catalog = model_catalog.CATALOG
     expected = {"instruct-pix2pix-00-22000.safetensors", "groundingdino_swint_ogc.pth",
                 "GroundingDINO_SwinT_OGC.cfg.py", "groundingdino_swinb_cogcoor.pth", "GroundingDINO_SwinB.cfg.py",
-                "sam_vit_h_4b8939.pth", "sam_vit_l_0b3195.pth", "sam_vit_b_01ec64.pth", "ViT-L-14.pt"}
+                "sam_vit_h_4b8939.pth", "sam_vit_l_0b3195.pth", "sam_vit_b_01ec64.pth", "ViT-L-14.pt",
+                *EDIT_MODEL_FILES}
     assert set(catalog) == expected
+    assert len(model_catalog._ENTRIES) == len(catalog)  # each file once
     for name, e in catalog.items():
         assert e.name == name and e.url.startswith("https://") and e.url.rsplit("/", 1)[-1] == name
         assert e.folder in model_catalog.FOLDERS
@@ -345,6 +350,111 @@ def test_real_catalog_is_well_formed():
     assert clip.url.split("/")[-2] == clip.sha256
     assert catalog["groundingdino_swint_ogc.pth"].needs == ("GroundingDINO_SwinT_OGC.cfg.py",)
     assert catalog["groundingdino_swinb_cogcoor.pth"].needs == ("GroundingDINO_SwinB.cfg.py",)
+
+
+# The edit models' files: where they go, and the URL ComfyUI's own templates give for each.
+EDIT_MODEL_FILES = {
+    "qwen_image_edit_2511_bf16.safetensors": ("diffusion_models", (
+        "https://huggingface.co/Comfy-Org/Qwen-Image-Edit_ComfyUI/resolve/main/split_files/diffusion_models/"
+        "qwen_image_edit_2511_bf16.safetensors")),
+    "qwen_2.5_vl_7b_fp8_scaled.safetensors": ("text_encoders", (
+        "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/text_encoders/"
+        "qwen_2.5_vl_7b_fp8_scaled.safetensors")),
+    "qwen_image_vae.safetensors": (
+        "vae", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors"),
+    "flux1-dev-kontext_fp8_scaled.safetensors": ("diffusion_models", (
+        "https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/split_files/diffusion_models/"
+        "flux1-dev-kontext_fp8_scaled.safetensors")),
+    "clip_l.safetensors": (
+        "text_encoders", "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors"),
+    "t5xxl_fp8_e4m3fn_scaled.safetensors": (
+        "text_encoders",
+        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp8_e4m3fn_scaled.safetensors"),
+    "ae.safetensors": (
+        "vae", "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors"),
+    "cosxl_edit.safetensors": (
+        "checkpoints", "https://huggingface.co/stabilityai/cosxl/resolve/main/cosxl_edit.safetensors"),
+}
+GROUNDING_FILES = [("groundingdino_swint_ogc.pth", "grounding-dino"), ("GroundingDINO_SwinT_OGC.cfg.py", "grounding-dino"),
+                   ("ViT-L-14.pt", "clip_filter"), ("sam_vit_h_4b8939.pth", "sams")]
+EDIT_WORKFLOWS = {
+    "grounded_qwen_image_edit": ["qwen_image_edit_2511_bf16.safetensors", "qwen_2.5_vl_7b_fp8_scaled.safetensors",
+                                 "qwen_image_vae.safetensors"],
+    "grounded_flux_kontext": ["flux1-dev-kontext_fp8_scaled.safetensors", "clip_l.safetensors",
+                              "t5xxl_fp8_e4m3fn_scaled.safetensors", "ae.safetensors"],
+    "grounded_cosxl_edit": ["cosxl_edit.safetensors"],
+}
+
+
+def test_edit_model_entries():
+    """Official URLs and folders; no size or sha256 was published where it could be read, so none is
+    claimed (a download is then checked against the announced length only)."""
+    for name, (folder, url) in EDIT_MODEL_FILES.items():
+        e = model_catalog.CATALOG[name]
+        assert (e.folder, e.url, e.size, e.sha256) == (folder, url, None, None), name
+        assert model_catalog._unverified_note(e) == "sha256 and size unknown: not verified"
+    assert "gated" in model_catalog.CATALOG["cosxl_edit.safetensors"].source
+
+
+def test_loaders_cover_the_core_model_loaders():
+    loaders = model_catalog.LOADERS
+    assert loaders["UNETLoader"] == ((0, "diffusion_models", "unet_name"),)
+    assert loaders["CLIPLoader"] == ((0, "text_encoders", "clip_name"),)
+    assert loaders["DualCLIPLoader"] == ((0, "text_encoders", "clip_name1"), (1, "text_encoders", "clip_name2"))
+    assert loaders["VAELoader"] == ((0, "vae", "vae_name"),)
+    assert loaders["CheckpointLoaderSimple"] == ((0, "checkpoints", "ckpt_name"),)
+    assert {"diffusion_models", "text_encoders", "vae", "checkpoints"} <= set(model_catalog.FOLDERS)
+    # both names of a DualCLIPLoader, list or dict widgets; one need per file however often it is named
+    workflow = {"nodes": [
+        node(1, "DualCLIPLoader", ["a.safetensors", "b.safetensors", "flux", "default"]),
+        {"id": 2, "type": "DualCLIPLoader", "mode": 0,
+         "widgets_values": {"clip_name1": "b.safetensors", "clip_name2": "c.safetensors", "type": "flux"}},
+        node(3, "UNETLoader", ["u.safetensors", "default"]),
+        node(4, "VAELoader", ["v.safetensors"], mode=4),  # bypassed
+    ]}
+    needs = [(n.name, n.folder) for n in model_catalog.workflow_needs(workflow)]
+    assert needs == [("a.safetensors", "text_encoders"), ("b.safetensors", "text_encoders"),
+                     ("c.safetensors", "text_encoders"), ("u.safetensors", "diffusion_models")]
+
+
+@pytest.mark.parametrize("workflow", sorted(EDIT_WORKFLOWS))
+def test_edit_model_workflow_lists_its_files(workflow, tmp_path, monkeypatch, capsys):
+    """`grounded-ip2p models --workflow NAME` on the real example: the grounding models and the edit
+    model's files, each once, in their folders; files in ComfyUI's old folder names count."""
+    monkeypatch.delenv("COMFYUI_PATH", raising=False)
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "models" / "unet").mkdir(parents=True)
+    (comfy / "models" / "clip").mkdir()
+    (comfy / "main.py").write_text("")
+    for name in EDIT_WORKFLOWS[workflow]:
+        legacy = {"diffusion_models": "unet", "text_encoders": "clip"}.get(EDIT_MODEL_FILES[name][0])
+        if legacy:
+            (comfy / "models" / legacy / name).write_bytes(b"weights")
+    assert cli.main(["models", "--comfyui", str(comfy), "--workflow", workflow, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    files = data["workflows"][0]["files"]
+    assert [(f["name"], f["folder"]) for f in files] == (
+        GROUNDING_FILES + [(name, EDIT_MODEL_FILES[name][0]) for name in EDIT_WORKFLOWS[workflow]])
+    for f in files[len(GROUNDING_FILES):]:
+        assert f["in_catalog"] and f["url"] == EDIT_MODEL_FILES[f["name"]][1]
+        legacy = {"diffusion_models": "unet", "text_encoders": "clip"}.get(f["folder"])
+        if legacy:
+            assert f["status"] == "present" and f["path"] == str(comfy / "models" / legacy / f["name"])
+            assert f["note"] == "sha256 and size unknown: not verified"
+        else:
+            assert f["status"] == "missing" and f["path"] is None
+
+
+def test_unverified_file_downloads_into_its_folder(env, capsys):
+    comfy, workflows = env
+    (workflows / "edit.json").write_text(json.dumps({"nodes": [node(1, "CLIPLoader", ["te.safetensors", "qwen_image"])],
+                                                     "links": []}))
+    assert models(comfy, workflows, "--download", "--json") == 0
+    files = json.loads(capsys.readouterr().out)["workflows"][0]["files"]
+    assert [(f["name"], f["status"], f["note"]) for f in files] == [
+        ("te.safetensors", "downloaded", "sha256 and size unknown: not verified")]
+    assert (comfy / "models" / "text_encoders" / "te.safetensors").read_bytes() == UNVERIFIED
+    assert no_part_files(comfy)
 
 
 EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
