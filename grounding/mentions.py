@@ -1,0 +1,418 @@
+"""Noun-phrase mentions of an instruction, and what can be read off one.
+
+spaCy's own noun chunks split or merge the phrases of editing instructions badly ("the lamp right of
+the bed", "make the bridge rusty", "turn the books stack on the right ..."), so the mentions are
+re-segmented here from spaCy's part-of-speech tags with the word lists of `lexicon`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .lexicon import (
+    AUXILIARIES,
+    BARE_VERB_COMPLEMENT_VERBS,
+    COLOR_WORDS,
+    COMPLEMENT_VERBS,
+    DATIVE_VERBS,
+    DETERMINERS,
+    DIRECTION_WORDS,
+    GLOBAL_WORDS,
+    LINKING_VERBS,
+    LOC_PREPS,
+    NOUN_TAGS,
+    ORDINALS,
+    PERSON_PRONOUNS,
+    PLURAL_PRONOUNS,
+    PLURAL_QUANT,
+    POSSESSIVE_PRONOUNS,
+    PRONOUN_GROUNDING,
+    REGION_MODS,
+    REGION_NOUNS,
+    VERB_FORMS,
+    is_noun,
+    low,
+)
+
+# words read as a pronoun mention whatever spaCy tags them
+PRONOUN_WORDS = ("him", "them", "he", "she", "they", "it", "me", "us", "you", "i", "we", "hers",
+                 "theirs", "themselves", "himself", "herself", "itself")
+DETERMINER_TAGS = ("DT", "PDT", "PRP$")
+# tags of the words that may stand inside a noun phrase
+_NP_INTERNAL_TAGS = ("JJ", "JJR", "JJS", "CD", "HYPH", "POS", "VBG", "VBN", "AFX", "FW") + NOUN_TAGS
+# region heads that name a region without a direction word ("the left", "the foreground")
+_DIRECTIONAL_REGION_HEADS = ("left", "right", "top", "bottom", "center", "centre", "middle", "foreground")
+
+
+@dataclass
+class Mention:
+    start: int
+    end: int            # exclusive
+    head: int           # token index of the head noun / pronoun
+    kind: str           # "np" | "pron" | "region"
+    poss_pron: int | None = None   # index of a possessive personal pronoun (her hair)
+    possessor: Mention | None = None   # "her cheek" in "her cheek's left side"
+
+
+# --------------------------------------------------------------------------------------------
+# Segmentation
+# --------------------------------------------------------------------------------------------
+def _np_internal(tok) -> bool:
+    """Whether a token can stand inside a noun phrase (modifiers, nouns, numbers, hyphens)."""
+    word = low(tok)
+    if word in DIRECTION_WORDS or word in ORDINALS or word in COLOR_WORDS or word == "far":
+        return True
+    if tok.tag_ in _NP_INTERNAL_TAGS:
+        return True
+    return tok.pos_ in ("ADJ", "NOUN", "PROPN", "NUM")
+
+
+def _is_determiner(tok) -> bool:
+    word = low(tok)
+    return word in DETERMINERS or tok.tag_ in DETERMINER_TAGS or word in POSSESSIVE_PRONOUNS
+
+
+def _np_start(tok) -> bool:
+    if _is_determiner(tok):
+        return True
+    if tok.tag_ in ("POS", "HYPH", "VBG", "VBN"):
+        return False
+    return _np_internal(tok)
+
+
+def _nounish(tok) -> bool:
+    """A noun, or a direction word that can head a phrase ("the left"; not "upper", "lower")."""
+    word = low(tok)
+    if word in DIRECTION_WORDS and word not in ("upper", "lower", "central"):
+        return True
+    return is_noun(tok)
+
+
+def find_mentions(doc, begin: int, verb_lemma: str | None) -> list[Mention]:
+    """The mentions of `doc` from token `begin` (where the verb's objects start) on.
+
+    verb_lemma: the imperative's verb; it decides whether "her" right after it is a recipient ("give
+    her a hat") and whether the object may be followed by what it becomes ("make the bridge rusty").
+    """
+    out: list[Mention] = []
+    i = begin
+    while i < len(doc):
+        i = _read_mention(doc, i, begin, verb_lemma, out)
+    return out
+
+
+def _read_mention(doc, i: int, begin: int, verb_lemma: str | None, out: list[Mention]) -> int:
+    """Append the mention starting at token i, if one does, to `out`; return where to read on."""
+    tok = doc[i]
+    if _standalone_pronoun(doc, i, begin, verb_lemma):
+        out.append(Mention(i, i + 1, i, "pron"))
+        return i + 1
+    if low(tok) in ("this", "that") and (i + 1 >= len(doc) or not _np_internal(doc[i + 1])):
+        out.append(Mention(i, i + 1, i, "pron"))
+        return i + 1
+    if not _np_start(tok):
+        return i + 1
+    return _read_noun_phrase(doc, i, begin, verb_lemma, out)
+
+
+def _standalone_pronoun(doc, i: int, begin: int, verb_lemma: str | None) -> bool:
+    """A personal pronoun, except possessive "her" + noun ("her hair"), which starts a noun phrase.
+
+    Right after a dative verb "her" is the recipient ("give her gray hair")."""
+    tok = doc[i]
+    word = low(tok)
+    if not (tok.tag_ == "PRP" or word in PRONOUN_WORDS):
+        return False
+    nxt = doc[i + 1] if i + 1 < len(doc) else None
+    possessive_her = (word == "her" and nxt is not None and _np_internal(nxt)
+                      and not (i == begin and verb_lemma in DATIVE_VERBS) and low(nxt) not in ("to",))
+    return not possessive_her
+
+
+@dataclass
+class _PhraseScan:
+    """What reading the words of one noun phrase found."""
+    end: int                                # first token not read
+    last_noun: int | None = None         # the head so far
+    poss_pron: int | None = None         # a possessive pronoun among the determiners
+    possessor: Mention | None = None     # "the cat" in "the cat's tail"
+    dir_of: bool = False                    # stopped at a direction word followed by "of"
+    complement: int | None = None        # start of a small-clause predicate after the object
+
+
+def _read_noun_phrase(doc, i: int, begin: int, verb_lemma: str | None, out: list[Mention]) -> int:
+    j, poss = _skip_determiners(doc, i)
+    scan = _scan_phrase(doc, i, j, poss, i == begin, verb_lemma)
+    if scan.last_noun is None:
+        # no noun: maybe a bare possessive pronoun or a region ("the left" tagged ADJ)
+        if scan.poss_pron is not None:
+            out.append(Mention(scan.poss_pron, scan.poss_pron + 1, scan.poss_pron, "pron"))
+        return max(scan.end, i + 1)
+    last_noun = scan.last_noun
+    end = last_noun + 1
+    # "the pond purple", "the left yellow": a trailing colour word is the result, not the object
+    if low(doc[last_noun]) in COLOR_WORDS and last_noun - 1 >= j and _nounish(doc[last_noun - 1]):
+        end = last_noun
+        last_noun = last_noun - 1
+    m = Mention(i, end, last_noun, "np", poss_pron=scan.poss_pron, possessor=scan.possessor)
+    if _is_region(doc, m):
+        m.kind = "region"
+    out.append(m)
+    if scan.complement is not None:
+        # the predicate ("rusty", "poison ivy") names no object of the picture
+        k = scan.complement
+        while k < len(doc) and _np_internal(doc[k]):
+            k += 1
+        return k
+    if scan.dir_of and end == scan.end:
+        return scan.end + 1     # the direction word belongs to the gap: "right of"
+    return end
+
+
+def _skip_determiners(doc, i: int) -> tuple[int, int | None]:
+    """(first token after the determiners starting at i, index of a possessive pronoun among them)."""
+    j = i
+    poss = None
+    if _is_determiner(doc[i]):
+        while j < len(doc) and _is_determiner(doc[j]):
+            if low(doc[j]) in POSSESSIVE_PRONOUNS:
+                poss = j
+            j += 1
+    return j, poss
+
+
+def _scan_phrase(doc, i: int, j: int, poss: int | None, is_object: bool,
+                 verb_lemma: str | None) -> _PhraseScan:
+    """Read the modifiers and nouns of the phrase that starts at i (its determiners end at j)."""
+    n = len(doc)
+    scan = _PhraseScan(end=j, poss_pron=poss)
+    k = j
+    while k < n:
+        compound = not _np_internal(doc[k]) and _verb_tagged_compound(doc, k, scan.last_noun, is_object,
+                                                                      verb_lemma)
+        if not (compound or _np_internal(doc[k])):
+            break
+        word = low(doc[k])
+        # "the lamp right of the bed": a direction word followed by "of" ends the NP
+        if word in DIRECTION_WORDS and scan.last_noun is not None and k + 1 < n and low(doc[k + 1]) == "of":
+            scan.dir_of = True
+            break
+        if is_object and verb_lemma in COMPLEMENT_VERBS and _small_clause_predicate(doc, k, scan.last_noun):
+            scan.complement = k      # "make the bridge rusty": the object, then what it becomes
+            break
+        if doc[k].tag_ == "POS" or word in ("'s", "'"):
+            if scan.last_noun is not None:
+                scan.possessor = Mention(i, k, scan.last_noun, "np", poss_pron=scan.poss_pron)
+                scan.poss_pron = None
+            k += 1
+            continue
+        if _starts_second_phrase(doc, k, scan.last_noun):
+            break
+        if compound or _nounish(doc[k]):
+            scan.last_noun = k
+        elif doc[k].tag_ in ("VBG", "VBN") and not (k + 1 < n and _np_internal(doc[k + 1])):
+            break
+        k += 1
+    scan.end = k
+    return scan
+
+
+def _starts_second_phrase(doc, k: int, last_noun: int | None) -> bool:
+    """"The left woman short pink hair", "the wallpaper Scandinavian": after a lower-case common
+    noun, an adjective before another noun or a capitalised word starts a second phrase."""
+    if last_noun is None:
+        return False
+    noun, tok = doc[last_noun], doc[k]
+    if low(noun) != noun.text or noun.tag_ not in ("NN", "NNS") or low(tok) in DIRECTION_WORDS:
+        return False
+    if tok.tag_ in ("JJ", "JJR", "JJS") and low(tok) not in ORDINALS and any(
+            is_noun(doc[q]) for q in range(k + 1, min(len(doc), k + 4))):
+        return True
+    return tok.text[:1].isupper() and tok.tag_ in ("NNP", "NNPS", "NN", "JJ")
+
+
+def _small_clause_predicate(doc, k: int, last_noun: int | None) -> bool:
+    """Whether token k starts the predicate of a small clause after the object: spaCy parses
+    "make the bridge rusty" as bridge <-nsubj- rusty <-ccomp- make (tagging "rusty" as a noun)."""
+    if last_noun is None or last_noun != k - 1:
+        return False
+    subj, pred = doc[last_noun], doc[k]
+    if pred.tag_ in ("VB", "VBD", "VBP", "VBZ", "MD") or low(subj) in DIRECTION_WORDS:
+        return False        # "have the top rose be wilted": "rose" is the noun, "top" its modifier
+    return (subj.dep_ == "nsubj" and subj.head.i == k and pred.head.i < subj.i
+            and pred.head.pos_ in ("VERB", "AUX") and pred.dep_ in ("ccomp", "xcomp", "oprd", "acomp", "dobj"))
+
+
+def _verb_tagged_compound(doc, k: int, last_noun: int | None, is_object: bool,
+                          verb_lemma: str | None) -> bool:
+    """"Turn the books stack on the right into ...": a noun after a noun, mis-tagged as a verb.
+
+    Only in the direct object of an imperative whose verb cannot take an object followed by a bare
+    verb (unlike "make the birds fly", "let the dogs run"), and only before a preposition ("on",
+    "next to") or the end.
+    """
+    if not is_object or verb_lemma is None or verb_lemma in BARE_VERB_COMPLEMENT_VERBS:
+        return False
+    if last_noun is None or last_noun != k - 1 or doc[last_noun].tag_ not in ("NN", "NNS"):
+        return False
+    tok = doc[k]
+    word = low(tok)
+    if tok.tag_ not in ("VB", "VBP", "VBZ") or not tok.text.isalpha() or not tok.text.islower() \
+            or word in VERB_FORMS or word in AUXILIARIES or word in LINKING_VERBS:
+        return False
+    nxt = doc[k + 1] if k + 1 < len(doc) else None
+    return nxt is None or nxt.is_punct or nxt.tag_ in ("IN", "TO") or low(nxt) in LOC_PREPS
+
+
+def _is_region(doc, m: Mention) -> bool:
+    """Whether a phrase names a part of the picture ("the left side", "the top corner") rather than
+    an object: a region noun with nothing but determiners, direction words and region modifiers."""
+    head = low(doc[m.head])
+    if head not in REGION_NOUNS:
+        return False
+    has_dir = False
+    for t in doc[m.start:m.end]:
+        word = low(t)
+        if t.i == m.head:
+            continue
+        if word in DIRECTION_WORDS:
+            has_dir = True
+        elif not (_region_modifier(t) or (m.possessor is not None and m.possessor.start <= t.i < m.possessor.end)):
+            return False
+    return has_dir or head in _DIRECTIONAL_REGION_HEADS
+
+
+def _region_modifier(tok) -> bool:
+    """A word that may stand before a region noun: "the", "her", "'s", "far", "upper", "whole" ..."""
+    word = low(tok)
+    return word in DETERMINERS or tok.tag_ in DETERMINER_TAGS + ("POS",) or word in REGION_MODS \
+        or word in POSSESSIVE_PRONOUNS + ("'s",)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a mention
+# --------------------------------------------------------------------------------------------
+def span_text(doc, start: int, end: int) -> str:
+    return "".join(t.text_with_ws for t in doc[start:end]).strip()
+
+
+def head_word(doc, m: Mention) -> str:
+    """The word the mention is about, lower-case: the head noun, the pronoun, the person of "her
+    hair", or the owner of a region ("the car's left side" -> car)."""
+    if m.kind == "pron":
+        return low(doc[m.head])
+    if m.possessor is not None:
+        return head_word(doc, m.possessor) if low(doc[m.head]) in REGION_NOUNS else low(doc[m.head])
+    if m.poss_pron is not None and low(doc[m.poss_pron]) in PERSON_PRONOUNS:
+        return low(doc[m.poss_pron])
+    return low(doc[m.head])
+
+
+def is_plural(doc, m: Mention) -> bool:
+    hw = head_word(doc, m)
+    if hw in PLURAL_PRONOUNS:
+        return True
+    if hw in PERSON_PRONOUNS:
+        return False
+    if doc[m.head].tag_ in ("NNS", "NNPS"):
+        return True
+    return any(low(t) in PLURAL_QUANT for t in doc[m.start:m.end])
+
+
+def is_indefinite(doc, m: Mention) -> bool:
+    """A new thing: "a vase", "some trees", "two cats", bare nouns ("more trees", "Bigfoot")."""
+    first = doc[m.start]
+    word = low(first)
+    if word in ("a", "an", "some", "more", "another", "several", "many", "few", "extra", "additional") \
+            or (first.like_num and word not in ORDINALS):
+        return True
+    if m.kind != "np" or m.poss_pron is not None or m.possessor is not None:
+        return False
+    if word in DETERMINERS or first.tag_ in DETERMINER_TAGS:
+        return False
+    return not any(low(t) in ORDINALS for t in doc[m.start:m.end])
+
+
+def grounding_phrase(doc, m: Mention, mentions: list[Mention], drop: set[int]) -> str:
+    """What the detector should look for: "man"/"woman" for a personal pronoun, the plural noun a
+    plural pronoun stands for (else "people"), else the phrase without determiners, ordinals,
+    direction words and the tokens in `drop`."""
+    hw = head_word(doc, m)
+    if hw in PRONOUN_GROUNDING:
+        return PRONOUN_GROUNDING[hw]
+    if hw in PLURAL_PRONOUNS:
+        return _plural_antecedent(doc, m, mentions) or "people"
+    words = []
+    for t in doc[m.start:m.end]:
+        word = low(t)
+        if t.i in drop or word in DETERMINERS or t.tag_ in DETERMINER_TAGS or word in ORDINALS \
+                or word in DIRECTION_WORDS or word in ("far",) or word in POSSESSIVE_PRONOUNS:
+            continue
+        words.append(t.text_with_ws)
+    phrase = "".join(words).strip()
+    phrase = re.sub(r"^[-\s]+|[-\s]+$", "", phrase)
+    return phrase or doc[m.head].text
+
+
+def _plural_antecedent(doc, m: Mention, mentions: list[Mention]) -> str | None:
+    """The head of the first plural noun phrase before `m` ("the dogs ... them" -> dogs)."""
+    for other in mentions:
+        if other is m or other.kind != "np" or other.start > m.start:
+            continue
+        if doc[other.head].tag_ in ("NNS", "NNPS") and low(doc[other.head]) not in GLOBAL_WORDS:
+            return low(doc[other.head])
+    return None
+
+
+def direction_of(doc, m: Mention) -> str | None:
+    """The direction a region names ("the left side" -> left; "the top left corner" -> left)."""
+    vertical = None
+    for t in doc[m.start:m.end]:
+        word = low(t)
+        if word in DIRECTION_WORDS:
+            if word in ("top", "bottom") and t.i < m.head and low(doc[m.head]) in ("left", "right", "corner"):
+                # "the top left corner": prefer the horizontal word when present ("the top corner": top)
+                vertical = vertical or DIRECTION_WORDS[word]
+                continue
+            return DIRECTION_WORDS[word]
+    return vertical
+
+
+def inline_direction(doc, m: Mention) -> tuple[str | None, list[int]]:
+    """Direction adjectives inside an object NP ("the left car", "the left-hand building"): the
+    direction, and the indices of the tokens that say it (dropped from the simplified instruction)."""
+    found = None
+    idx: list[int] = []
+    for k in range(m.start, m.end):
+        word = low(doc[k])
+        if k == m.head:
+            continue
+        if word in DIRECTION_WORDS:
+            found = found or DIRECTION_WORDS[word]
+            idx.append(k)
+            # "left-hand", "right-side", "top-most"
+            if k + 2 < m.end and doc[k + 1].tag_ == "HYPH" and low(doc[k + 2]) in ("hand", "side", "most") \
+                    and k + 2 != m.head:
+                idx += [k + 1, k + 2]
+            if k - 1 >= m.start and low(doc[k - 1]) in ("far", "very", "extreme"):
+                idx.append(k - 1)
+        elif word in ("left-hand", "right-hand", "right-side", "left-side", "top-most"):
+            found = found or DIRECTION_WORDS[word.split("-")[0]]
+            idx.append(k)
+    return found, sorted(set(idx))
+
+
+def object_phrases(doc, mentions: list[Mention]) -> list[str]:
+    """The distinct noun phrases that may name objects of the picture (no pronouns, regions or
+    scene words), in order: the detector's candidates."""
+    out: list[str] = []
+    for m in mentions:
+        if m.kind in ("pron", "region"):
+            continue
+        if low(doc[m.head]) in GLOBAL_WORDS:
+            continue
+        text = span_text(doc, m.start, m.end)
+        if text.lower() not in (p.lower() for p in out):
+            out.append(text)
+    return out
