@@ -1,4 +1,5 @@
-"""The CLIP-score filter of Grounded-InstructPix2Pix (method notes §1.4).
+"""The CLIP-score filter of Grounded-InstructPix2Pix (arthur-71/Grounded-Instruct-Pix2Pix,
+`external_mask_extractor.py:110-133` and `:152-158`).
 
 An instruction names several noun phrases ("turn the man into a brown bear": "the man",
 "a brown bear"). The one to mask is the one that is both detected and looks like its crop: for each
@@ -11,7 +12,9 @@ all phrases through the text encoder in one batch.
 
 Checkpoints load from local files only, nothing is ever downloaded:
 - OpenAI / open_clip state dicts (`.safetensors`, `.bin`, `.pt`, `.pth`; keys `visual.*`,
-  `transformer.resblocks.*`, ...), including OpenAI's own TorchScript archives (`ViT-L-14.pt`);
+  `transformer.resblocks.*`, ...), including OpenAI's own TorchScript archives (`ViT-L-14.pt`,
+  whose parameters the TorchScript runtime reads) and open_clip training checkpoints
+  (`{"state_dict": ...}` with `module.` prefixes; see `checkpoint_files.read_state_dict`);
 - Hugging Face transformers CLIP (the reference's `openai/clip-vit-large-patch14`), as a folder
   with `config.json` or as a single `model.safetensors` (`text_model.*` / `vision_model.*` keys).
 """
@@ -19,14 +22,18 @@ Checkpoints load from local files only, nothing is ever downloaded:
 from __future__ import annotations
 
 import math
-import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from .checkpoint_files import (
+    CheckpointFileError,
+    ModelFileError,
+    is_torchscript,
+    read_state_dict,
+)
 from .detections import Detections
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -43,7 +50,7 @@ _VISION_HEADS = {1280: 16, 1664: 16}
 _OPENAI_METADATA = ("input_resolution", "context_length", "vocab_size")  # scalars in OpenAI's archives
 
 
-class ClipLoadError(ValueError):
+class ClipLoadError(ModelFileError, ValueError):
     """The file is not a CLIP checkpoint this loader can build (the message says why)."""
 
 
@@ -54,35 +61,16 @@ def _not_clip(name: str, reason: str) -> ClipLoadError:
 # ----------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------
-def _is_torchscript(path: Path) -> bool:
-    """OpenAI's `.pt` files are TorchScript archives: zips with a `constants.pkl` record."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.rsplit("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
-
-
 def _read_state_dict(path: Path) -> dict:
-    """Tensors by name, without running pickled code: safetensors, a weights-only `torch.load`, or
-    the parameters of a TorchScript archive (loaded by the TorchScript runtime, not by pickle)."""
+    """Tensors by name, without running pickled code (`checkpoint_files.read_state_dict`), including
+    the parameters of OpenAI's TorchScript archives (read by the TorchScript runtime, not by pickle)."""
     try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-            return load_file(str(path), device="cpu")
-        if _is_torchscript(path):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still loads
-                state_dict = torch.jit.load(str(path), map_location="cpu").state_dict()
-            # open_clip registers the causal mask as a buffer, which scripting saves with the weights.
-            return {k: v for k, v in state_dict.items() if k != "attn_mask"}
-        state_dict = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated files, pickles with code, unknown formats
-        first_line = (str(exc).splitlines() or [""])[0]
-        reason = f"cannot be read as a state dict ({type(exc).__name__}: {first_line})"
-        raise _not_clip(path.name, reason) from exc
-    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise _not_clip(path.name, "not a plain state dict of tensors (open_clip training checkpoints: "
-                                   "save their `state_dict` without the `module.` prefix)")
+        state_dict = read_state_dict(path, torchscript=True)
+    except CheckpointFileError as exc:  # truncated files, pickles with code, unknown formats
+        raise _not_clip(path.name, exc.reason) from exc
+    if is_torchscript(path):
+        # open_clip registers the causal mask as a buffer, which scripting saves with the weights.
+        state_dict.pop("attn_mask", None)
     return state_dict
 
 
@@ -369,7 +357,7 @@ class PhraseChoice:
 
 def pick_phrase(image: torch.Tensor, detections: Detections, phrases: list[str], scorer,
                 exclude=()) -> PhraseChoice:
-    """Reference §1.4 on one detector pass: `detections` holds the boxes of every phrase, labelled.
+    """The CLIP filter on one detector pass: `detections` holds the boxes of every phrase, labelled.
 
     A phrase with no box scores 0; otherwise its boxes' enclosing box is cropped and scored against
     the phrase (all crops in one batched call); excluded phrases score -1. The winner is the

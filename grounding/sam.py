@@ -7,10 +7,10 @@ state dict itself and the model is built with `segment_anything`'s own builder, 
 strictly: a file that is not a SAM checkpoint fails here with a message that says so, instead of
 producing garbage masks later.
 
-Masks follow the reference (GIP2P `external_mask_extractor.py`, method notes §1.5 / §2.8): the
-image is embedded once by SAM's `set_image` path (uint8 RGB, ResizeLongestSide to 1024), every
-box is decoded in one batched call with `multimask_output=False`, and the logits are thresholded
-at SAM's default 0.
+Masks are made as Grounded-InstructPix2Pix makes them (arthur-71/Grounded-Instruct-Pix2Pix,
+`external_mask_extractor.py:90-95`): the image is embedded once by SAM's `set_image` path (uint8
+RGB, ResizeLongestSide to 1024), every box is decoded in one batched call with
+`multimask_output=False`, and the logits are thresholded at SAM's default 0.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from .checkpoint_files import CheckpointFileError, ModelFileError, read_state_dict
 
 SAMS_FOLDER_HINT = ("an original Segment Anything checkpoint (e.g. sam_vit_h_4b8939.pth) "
                     "in ComfyUI's models/sams folder")
@@ -44,7 +46,7 @@ _HQ_SAM_MARKERS = ("mask_decoder.hf_token", "mask_decoder.hf_mlp", "mask_decoder
 _PATCH_KEY = "image_encoder.patch_embed.proj.weight"
 
 
-class SamLoadError(ValueError):
+class SamLoadError(ModelFileError, ValueError):
     """The file is not a SAM checkpoint this loader can build (the message says why and what to use)."""
 
 
@@ -108,21 +110,13 @@ def sam_architecture(state_dict: dict, name: str = "the checkpoint") -> SamArchi
 
 
 def _read_state_dict(path: Path) -> dict:
-    """A plain tensor state dict from `.safetensors` or a weights-only `torch.load`."""
+    """The file's tensors by name (`checkpoint_files.read_state_dict`: nothing in it is run)."""
     if not path.is_file():
         raise _not_sam(str(path), "no such file")
     try:
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-            return load_file(str(path), device="cpu")
-        state_dict = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated files, pickles with code in them, TorchScript, ...
-        first_line = (str(exc).splitlines() or [""])[0]
-        reason = f"cannot be read as a state dict ({type(exc).__name__}: {first_line})"
-        raise _not_sam(path.name, reason) from exc
-    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise _not_sam(path.name, "not a plain state dict of tensors")
-    return state_dict
+        return read_state_dict(path)
+    except CheckpointFileError as exc:  # truncated files, pickles with code in them, TorchScript, ...
+        raise _not_sam(path.name, exc.reason) from exc
 
 
 def load_sam(path) -> "SamModel":
