@@ -1,8 +1,9 @@
 """Run ComfyUI in-process with this pack installed as a custom node (CPU only).
 
-The recipe of ComfyUI's own execution tests, without the HTTP server: the CPU flag is set before
-``comfy.model_management`` is imported, ``utils.extra_config`` is imported before ``nodes`` (which
-puts ``ComfyUI/comfy`` first on ``sys.path``), and every prompt is deep-copied before it runs.
+The recipe of ComfyUI's own execution tests, without the HTTP server: ComfyUI is imported through
+``headless.comfy_session`` (the CPU flag before ``comfy.model_management``, ``utils.extra_config``
+before ``nodes``, the executor built for the ComfyUI at hand), and every prompt is deep-copied
+before it runs.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 import sys
 import uuid
 from pathlib import Path
+
+from grounded_ip2p.headless import comfy_session
 
 REPO = Path(__file__).resolve().parents[1]
 PACK_NAME = "grounded_ip2p"
@@ -46,12 +49,7 @@ class ComfyHarness:
     def __init__(self, comfy_path: Path, work: Path):
         self.path = comfy_path
         self.work = work
-        sys.path.insert(0, str(comfy_path))
-        from comfy.cli_args import args
-
-        args.cpu = True
-        args.disable_api_nodes = True
-        import utils.extra_config  # noqa: F401  (before `nodes`: see the module docstring)
+        comfy_session.prepare_import(comfy_path, cpu=True)
         import folder_paths
 
         custom = work / "custom_nodes"
@@ -68,6 +66,7 @@ class ComfyHarness:
         self.folder_paths = folder_paths
 
         import execution
+
         import nodes
 
         asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
@@ -89,7 +88,7 @@ class ComfyHarness:
 
         comfy.utils.set_progress_bar_global_hook(progress_hook)
         comfy.utils.PROGRESS_BAR_ENABLED = False  # no terminal bars in test logs; the hook still runs
-        self.executor = execution.PromptExecutor(self.server, cache_type=execution.CacheType.CLASSIC)
+        self.executor = comfy_session.prompt_executor(self.server)
 
     def add_models(self, folder: str, path: Path) -> None:
         self.folder_paths.add_model_folder_path(folder, str(path), is_default=True)
@@ -116,11 +115,12 @@ class ComfyHarness:
         self.progress.clear()
         self.executor.execute(copy.deepcopy(prompt), prompt_id, dict(extra_data or {}), good_outputs)
         if not self.executor.success:
-            errors = [(e, d) for e, d in self.executor.status_messages
-                      if e in ("execution_error", "execution_interrupted")]
+            errors = [
+                (e, d) for e, d in self.executor.status_messages if e in ("execution_error", "execution_interrupted")
+            ]
             event, data = errors[0] if errors else ("execution_error", {})
             raise PromptError(data.get("exception_message", event), errors)
-        return {node: self.executor.caches.outputs.get(node) for node in prompt}
+        return {node: comfy_session.cached_outputs(self.executor, node) for node in prompt}
 
     def pack_module(self):
         """The pack's node module as ComfyUI imported it."""
@@ -133,10 +133,9 @@ class ComfyHarness:
 
 
 def comfy_path_or_none() -> Path | None:
+    """The ComfyUI at ``$COMFYUI_PATH``, if there is one."""
     value = os.environ.get("COMFYUI_PATH")
-    if value and (Path(value) / "main.py").exists():
-        return Path(value)
-    return None
+    return comfy_session.find_comfyui(value) if value else None
 
 
 def sampler_and_scheduler_names() -> tuple[list[str], list[str]]:
@@ -148,11 +147,7 @@ def sampler_and_scheduler_names() -> tuple[list[str], list[str]]:
     path = comfy_path_or_none()
     if path is None:
         return [], []
-    if str(path) not in sys.path:
-        sys.path.insert(0, str(path))
-    from comfy.cli_args import args
-
-    args.cpu = True
+    comfy_session.prepare_import(path, cpu=True)
     import comfy.samplers
 
     return list(comfy.samplers.SAMPLER_NAMES), list(comfy.samplers.SCHEDULER_NAMES)

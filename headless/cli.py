@@ -1,10 +1,10 @@
 """The `grounded-ip2p` command line.
 
-    grounded-ip2p parse "make the left car purple"     # human-readable analysis
-    grounded-ip2p parse --json < instructions.txt      # one JSON object per input line
-    grounded-ip2p models                               # the model files the example workflows need
-    grounded-ip2p models --download                    # fetch the missing ones (the only network use)
-    grounded-ip2p run --image in.png --instruction "make the left car purple" --out out.png
+grounded-ip2p parse "make the left car purple"     # human-readable analysis
+grounded-ip2p parse --json < instructions.txt      # one JSON object per input line
+grounded-ip2p models                               # the model files the example workflows need
+grounded-ip2p models --download                    # fetch the missing ones (the only network use)
+grounded-ip2p run --image in.png --instruction "make the left car purple" --out out.png
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from . import __version__
+from .. import __version__
 
 PARSE_BATCH = 512
 
@@ -26,53 +26,84 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"grounded-ip2p {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     parse = commands.add_parser(
-        "parse", help="analyse edit instructions (target, direction, anchor, simplified text)",
+        "parse",
+        help="analyse edit instructions (target, direction, anchor, simplified text)",
         description="Analyse edit instructions. With text arguments, print a readable analysis "
-                    "of each; without, read one instruction per stdin line.")
+        "of each; without, read one instruction per stdin line.",
+    )
     parse.add_argument("text", nargs="*", help="instruction(s) to analyse; none: read stdin")
-    parse.add_argument("--json", action="store_true",
-                       help="one JSON object per instruction, fields in a fixed order, nothing else on stdout")
+    parse.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per instruction, fields in a fixed order, nothing else on stdout",
+    )
     models = commands.add_parser(
-        "models", help="list the model files the example workflows need; --download fetches the missing ones",
+        "models",
+        help="list the model files the example workflows need; --download fetches the missing ones",
         description="For each example workflow, list the model files its loaders need, the ComfyUI "
-                    "folder each belongs in and whether it is there. --download fetches the missing "
-                    "catalog files from their official URLs (the only time the pack uses the network); "
-                    "GIP2P_MODEL_MIRROR=http://host[:port][/prefix] replaces the scheme and host of "
-                    "those URLs. Exit code: 0 all present, 1 something missing or failed, 2 usage error.")
-    models.add_argument("--workflow", action="append", metavar="NAME",
-                        help="only this example workflow (name with or without .json, or a path to a "
-                             "workflow file); repeatable")
+        "folder each belongs in and whether it is there. --download fetches the missing "
+        "catalog files from their official URLs (the only time the pack uses the network); "
+        "GIP2P_MODEL_MIRROR=http://host[:port][/prefix] replaces the scheme and host of "
+        "those URLs. Exit code: 0 all present, 1 something missing or failed, 2 usage error.",
+    )
+    models.add_argument(
+        "--workflow",
+        action="append",
+        metavar="NAME",
+        help="only this example workflow (name with or without .json, or a path to a workflow file); repeatable",
+    )
     models.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    models.add_argument("--verify", action="store_true",
-                        help="also check size and sha256 of the files found (hashing GBs takes a while)")
-    models.add_argument("--download", action="store_true",
-                        help="download the missing catalog files (to <name>.part, kept only once size and "
-                             "sha256 match); with --verify also those found not to match")
-    models.add_argument("--comfyui", metavar="PATH", help="ComfyUI's folder (with main.py and models/); "
-                                                          "default: $COMFYUI_PATH, else found above the pack")
+    models.add_argument(
+        "--verify",
+        action="store_true",
+        help="also check size and sha256 of the files found (hashing GBs takes a while)",
+    )
+    models.add_argument(
+        "--download",
+        action="store_true",
+        help="download the missing catalog files (to <name>.part, kept only once size and "
+        "sha256 match); with --verify also those found not to match",
+    )
+    models.add_argument(
+        "--comfyui",
+        metavar="PATH",
+        help="ComfyUI's folder (with main.py and models/); default: $COMFYUI_PATH, else found above the pack",
+    )
     models.add_argument("--models-dir", metavar="PATH", help="ComfyUI's models folder itself")
-    models.add_argument("--workflows-dir", metavar="DIR",
-                        help="where the workflows are (default: the pack's example_workflows)")
+    models.add_argument(
+        "--workflows-dir", metavar="DIR", help="where the workflows are (default: the pack's example_workflows)"
+    )
     add_run_parser(commands)
     return parser
 
 
 def add_run_parser(commands) -> None:
     run = commands.add_parser(
-        "run", help="edit an image from the command line (the main workflow, no UI)",
+        "run",
+        help="edit an image from the command line (the main workflow, no UI)",
         description="Run an example workflow (default: grounded_edit) on one image, in-process in a "
-                    "local ComfyUI or on a running ComfyUI server. Options left out keep the workflow's "
-                    "values. Prints the written files; one line and a non-zero exit code on errors.")
+        "local ComfyUI or on a running ComfyUI server. Options left out keep the workflow's "
+        "values. Prints the written files; one line and a non-zero exit code on errors.",
+    )
     run.add_argument("--image", required=True, help="the photo to edit")
     run.add_argument("--instruction", help="the edit instruction, e.g. 'make the left car purple'")
     run.add_argument("--out", required=True, help="where to write the edited image (png/jpg)")
-    run.add_argument("--workflow", default="grounded_edit",
-                     help="an example workflow's name (see example_workflows/) or a UI-format .json file")
+    run.add_argument(
+        "--workflow",
+        default="grounded_edit",
+        help="an example workflow's name (see example_workflows/) or a UI-format .json file",
+    )
     run.add_argument("--server", metavar="URL", help="a running ComfyUI, e.g. http://127.0.0.1:8188")
-    run.add_argument("--comfyui", metavar="PATH", help="the ComfyUI folder to run in-process "
-                                                      "(default: the one the pack is installed in, or $COMFYUI_PATH)")
-    run.add_argument("--models-dir", metavar="PATH",
-                     help="extra models folder (with checkpoints/, grounding-dino/, sams/, clip_filter/)")
+    run.add_argument(
+        "--comfyui",
+        metavar="PATH",
+        help="the ComfyUI folder to run in-process (default: the one the pack is installed in, or $COMFYUI_PATH)",
+    )
+    run.add_argument(
+        "--models-dir",
+        metavar="PATH",
+        help="extra models folder (with checkpoints/, grounding-dino/, sams/, clip_filter/)",
+    )
     run.add_argument("--cpu", action="store_true", help="run on the CPU (in-process only)")
     run.add_argument("--ip2p", metavar="FILE", help="InstructPix2Pix checkpoint (models/checkpoints)")
     run.add_argument("--grounding-dino", metavar="FILE", help="GroundingDINO file (models/grounding-dino)")
@@ -85,8 +116,11 @@ def add_run_parser(commands) -> None:
     run.add_argument("--start-t", type=int, help="timestep where restoring the background starts (default 100)")
     run.add_argument("--end-t", type=int, help="timestep where it stops (default 1: until the end)")
     run.add_argument("--background", choices=["inversion", "noised"])
-    run.add_argument("--debug", action="store_true",
-                     help="also write the mask and the box overlay beside the output (<out>_mask.png, <out>_boxes.png)")
+    run.add_argument(
+        "--debug",
+        action="store_true",
+        help="also write the mask and the box overlay beside the output (<out>_mask.png, <out>_boxes.png)",
+    )
 
 
 def _stdin_lines():
@@ -115,8 +149,8 @@ def _readable(text: str, analysis) -> str:
 
 
 def run_parse(args) -> int:
-    from .grounding.instruction import analyse_many
-    from .grounding.spacy_pipeline import load_english
+    from ..grounding.instruction import analyse_many
+    from ..grounding.spacy_pipeline import load_english
 
     try:
         nlp = load_english()
@@ -149,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "models":
         return run_models(args)
     if args.command == "run":
-        from .runner import run
+        from .run_workflow import run
 
         return run(args)
     parser.print_help()

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PACK_DIR = Path(__file__).resolve().parent
+PACK_DIR = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = PACK_DIR / "example_workflows"
 MIRROR_ENV = "GIP2P_MODEL_MIRROR"
 CHUNK = 1 << 20
@@ -64,43 +64,53 @@ _KONTEXT_TEMPLATE = "Comfy-Org/workflow_templates templates/flux_kontext_dev_bas
 # Each size and sha256 below was read in the source named in `source`; none is computed or guessed.
 _ENTRIES = (
     ModelFile(
-        "instruct-pix2pix-00-22000.safetensors", "checkpoints",
+        "instruct-pix2pix-00-22000.safetensors",
+        "checkpoints",
         "https://huggingface.co/timbrooks/instruct-pix2pix/resolve/main/instruct-pix2pix-00-22000.safetensors",
-        7703416451, "fbc31a67aab29ad38eef622a252d3fa4b0a81d4a4dc65da416cf45b13aa67688",
+        7703416451,
+        "fbc31a67aab29ad38eef622a252d3fa4b0a81d4a4dc65da416cf45b13aa67688",
         # Git LFS pointer (oid sha256 + size) of the file in the official repository:
         "https://huggingface.co/timbrooks/instruct-pix2pix/blame/main/instruct-pix2pix-00-22000.safetensors",
     ),
     ModelFile(
-        "groundingdino_swint_ogc.pth", "grounding-dino",
+        "groundingdino_swint_ogc.pth",
+        "grounding-dino",
         "https://huggingface.co/ShilongLiu/GroundingDINO/resolve/main/groundingdino_swint_ogc.pth",
-        693997677, "3b3ca2563c77c69f651d7bd133e97139c186df06231157a64c507099c52bc799",
+        693997677,
+        "3b3ca2563c77c69f651d7bd133e97139c186df06231157a64c507099c52bc799",
         # LFS pointer in the commit that uploaded it to the official repository:
         "https://huggingface.co/ShilongLiu/GroundingDINO/commit/84311ae61139581d0e62eca0bad610ad14e70aef",
         needs=("GroundingDINO_SwinT_OGC.cfg.py",),
     ),
     ModelFile(
-        "GroundingDINO_SwinT_OGC.cfg.py", "grounding-dino",
+        "GroundingDINO_SwinT_OGC.cfg.py",
+        "grounding-dino",
         "https://huggingface.co/ShilongLiu/GroundingDINO/resolve/main/GroundingDINO_SwinT_OGC.cfg.py",
         # A small text file (not in LFS): no sha256 is published for it. Size: the byte count Hugging
         # Face shows for a copy whose text is identical to the official file's
         # (https://huggingface.co/fofr/comfyui/blame/main/grounding-dino/GroundingDINO_SwinT_OGC.cfg.py,
         # "File size: 1,006 Bytes"; the official page only says 1.01 kB).
-        1006, None,
+        1006,
+        None,
         "https://huggingface.co/fofr/comfyui/blame/main/grounding-dino/GroundingDINO_SwinT_OGC.cfg.py (size)",
         aliases=("GroundingDINO_SwinT_OGC.py",),
     ),
     ModelFile(
-        "groundingdino_swinb_cogcoor.pth", "grounding-dino",
+        "groundingdino_swinb_cogcoor.pth",
+        "grounding-dino",
         "https://huggingface.co/ShilongLiu/GroundingDINO/resolve/main/groundingdino_swinb_cogcoor.pth",
-        938057991, "46270f7a822e6906b655b729c90613e48929d0f2bb8b9b76fd10a856f3ac6ab7",
+        938057991,
+        "46270f7a822e6906b655b729c90613e48929d0f2bb8b9b76fd10a856f3ac6ab7",
         "https://huggingface.co/ShilongLiu/GroundingDINO/commit/81ca292d6957b64598c0927d23f9ca399900e170",
         needs=("GroundingDINO_SwinB.cfg.py",),
     ),
     ModelFile(
-        "GroundingDINO_SwinB.cfg.py", "grounding-dino",
+        "GroundingDINO_SwinB.cfg.py",
+        "grounding-dino",
         "https://huggingface.co/ShilongLiu/GroundingDINO/resolve/main/GroundingDINO_SwinB.cfg.py",
         # No sha256 published (not in LFS); size as the official blame page shows it.
-        1007, None,
+        1007,
+        None,
         "https://huggingface.co/ShilongLiu/GroundingDINO/blame/main/GroundingDINO_SwinB.cfg.py (size)",
         aliases=("GroundingDINO_SwinB_cfg.py",),
     ),
@@ -109,31 +119,39 @@ _ENTRIES = (
     # LFS pointers of a copy with the same sha256
     # (https://huggingface.co/mashb1t/misc/commit/78e181357bf2e286bf2e76635c0b5cd89583c5d9).
     ModelFile(
-        "sam_vit_h_4b8939.pth", "sams",
+        "sam_vit_h_4b8939.pth",
+        "sams",
         "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
-        2564550879, "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        2564550879,
+        "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
         "micro-sam micro_sam/util.py (sha256); huggingface.co/mashb1t/misc commit 78e1813 (size)",
     ),
     ModelFile(
-        "sam_vit_l_0b3195.pth", "sams",
+        "sam_vit_l_0b3195.pth",
+        "sams",
         "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
-        1249524607, "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        1249524607,
+        "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
         "micro-sam micro_sam/util.py (sha256); huggingface.co/mashb1t/misc commit 78e1813 (size)",
     ),
     ModelFile(
-        "sam_vit_b_01ec64.pth", "sams",
+        "sam_vit_b_01ec64.pth",
+        "sams",
         "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
-        375042383, "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        375042383,
+        "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
         "micro-sam micro_sam/util.py (sha256); huggingface.co/mashb1t/misc commit 78e1813 (size)",
     ),
     ModelFile(
-        "ViT-L-14.pt", "clip_filter",
+        "ViT-L-14.pt",
+        "clip_filter",
         "https://openaipublic.azureedge.net/clip/models/"
         "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836/ViT-L-14.pt",
         # OpenAI's URL path segment is the file's sha256 (openai/CLIP clip/clip.py `_download`
         # checks it: expected_sha256 = url.split("/")[-2]); size from the LFS pointer of a copy
         # with that sha256 (https://huggingface.co/camenduru/SyncDreamer/commit/f28d14c33fce7a5f10e7619554d8932c8b79c4ac).
-        932768134, "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
+        932768134,
+        "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836",
         "openai/CLIP clip/clip.py (sha256 = URL segment); huggingface.co/camenduru/SyncDreamer commit f28d14c (size)",
     ),
     # The edit models of the grounded_qwen_image_edit, grounded_flux_kontext and grounded_cosxl_edit
@@ -142,49 +160,72 @@ _ENTRIES = (
     # here), so these are not verified: a download is only checked against the length the server
     # announces.
     ModelFile(
-        "qwen_image_edit_2511_bf16.safetensors", "diffusion_models",
+        "qwen_image_edit_2511_bf16.safetensors",
+        "diffusion_models",
         "https://huggingface.co/Comfy-Org/Qwen-Image-Edit_ComfyUI/resolve/main/split_files/diffusion_models/"
         "qwen_image_edit_2511_bf16.safetensors",
-        None, None, _QWEN_TEMPLATE,
+        None,
+        None,
+        _QWEN_TEMPLATE,
     ),
     ModelFile(
-        "qwen_2.5_vl_7b_fp8_scaled.safetensors", "text_encoders",
+        "qwen_2.5_vl_7b_fp8_scaled.safetensors",
+        "text_encoders",
         "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/text_encoders/"
         "qwen_2.5_vl_7b_fp8_scaled.safetensors",
-        None, None, _QWEN_TEMPLATE,
+        None,
+        None,
+        _QWEN_TEMPLATE,
     ),
     ModelFile(
-        "qwen_image_vae.safetensors", "vae",
+        "qwen_image_vae.safetensors",
+        "vae",
         "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors",
-        None, None, _QWEN_TEMPLATE,
+        None,
+        None,
+        _QWEN_TEMPLATE,
     ),
     ModelFile(
-        "flux1-dev-kontext_fp8_scaled.safetensors", "diffusion_models",
+        "flux1-dev-kontext_fp8_scaled.safetensors",
+        "diffusion_models",
         "https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/split_files/diffusion_models/"
         "flux1-dev-kontext_fp8_scaled.safetensors",
-        None, None, _KONTEXT_TEMPLATE,
+        None,
+        None,
+        _KONTEXT_TEMPLATE,
     ),
     ModelFile(
-        "clip_l.safetensors", "text_encoders",
+        "clip_l.safetensors",
+        "text_encoders",
         "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors",
-        None, None, _KONTEXT_TEMPLATE,
+        None,
+        None,
+        _KONTEXT_TEMPLATE,
     ),
     ModelFile(
-        "t5xxl_fp8_e4m3fn_scaled.safetensors", "text_encoders",
+        "t5xxl_fp8_e4m3fn_scaled.safetensors",
+        "text_encoders",
         "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp8_e4m3fn_scaled.safetensors",
-        None, None, _KONTEXT_TEMPLATE,
+        None,
+        None,
+        _KONTEXT_TEMPLATE,
     ),
     ModelFile(
-        "ae.safetensors", "vae",
+        "ae.safetensors",
+        "vae",
         "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors",
-        None, None, _KONTEXT_TEMPLATE,
+        None,
+        None,
+        _KONTEXT_TEMPLATE,
     ),
     ModelFile(
         # A gated repository: its licence has to be accepted on Hugging Face, and the download made
         # while logged in (an anonymous download answers HTTP 401).
-        "cosxl_edit.safetensors", "checkpoints",
+        "cosxl_edit.safetensors",
+        "checkpoints",
         "https://huggingface.co/stabilityai/cosxl/resolve/main/cosxl_edit.safetensors",
-        None, None,
+        None,
+        None,
         "comfyanonymous/ComfyUI_examples edit_models/README.md (huggingface.co/stabilityai/cosxl, gated; "
         "the workflow in edit_models/sdxl_edit_model.png loads cosxl_edit.safetensors)",
     ),
@@ -224,7 +265,7 @@ class DownloadError(Exception):
 
 @dataclass
 class Need:
-    name: str                 # as the workflow names it (may be a path relative to the folder)
+    name: str  # as the workflow names it (may be a path relative to the folder)
     folder: str
     required_by: str | None = None  # the file this one has to lie beside
 
@@ -317,8 +358,9 @@ def _is_comfyui(path: Path) -> bool:
     return (path / "main.py").is_file() and (path / "models").is_dir()
 
 
-def find_models_dir(models_dir: str | None = None, comfyui: str | None = None,
-                    start: Path | None = None) -> tuple[Path, str]:
+def find_models_dir(
+    models_dir: str | None = None, comfyui: str | None = None, start: Path | None = None
+) -> tuple[Path, str]:
     """ComfyUI's models folder and how it was found; ModelsError when there is none."""
     if models_dir:
         path = Path(models_dir).expanduser()
@@ -335,8 +377,10 @@ def find_models_dir(models_dir: str | None = None, comfyui: str | None = None,
     for parent in (here, *here.parents):
         if _is_comfyui(parent):
             return (parent / "models").resolve(), f"found above the pack ({parent})"
-    raise ModelsError("cannot find ComfyUI's models folder: pass --comfyui PATH (the folder with main.py) "
-                      "or --models-dir PATH, or set COMFYUI_PATH")
+    raise ModelsError(
+        "cannot find ComfyUI's models folder: pass --comfyui PATH (the folder with main.py) "
+        "or --models-dir PATH, or set COMFYUI_PATH"
+    )
 
 
 def locate(root: Path, name: str) -> Path | None:
@@ -379,7 +423,7 @@ class FileState:
     entry: ModelFile | None
     required_by: str | None = None
     path: Path | None = None
-    status: str = "missing"         # present | missing | wrong size | wrong checksum | downloaded | failed
+    status: str = "missing"  # present | missing | wrong size | wrong checksum | downloaded | failed
     actual_size: int | None = None
     actual_sha256: str | None = None
     note: str | None = None
@@ -409,8 +453,11 @@ class FileState:
 
 def _unverified_note(entry: ModelFile) -> str | None:
     if entry.sha256 is None:
-        return ("sha256 unknown: verified by size only" if entry.size is not None
-                else "sha256 and size unknown: not verified")
+        return (
+            "sha256 unknown: verified by size only"
+            if entry.size is not None
+            else "sha256 and size unknown: not verified"
+        )
     return None
 
 
@@ -520,8 +567,9 @@ class Progress:
         if self.total:
             frac = min(done / self.total, 1.0)
             bar = "#" * int(frac * 30)
-            return (f"{self.label} [{bar:<30}] {frac * 100:5.1f}% {_human(done)}/{_human(self.total)} "
-                    f"{_human(int(rate))}/s")
+            return (
+                f"{self.label} [{bar:<30}] {frac * 100:5.1f}% {_human(done)}/{_human(self.total)} {_human(int(rate))}/s"
+            )
         return f"{self.label} {_human(done)} {_human(int(rate))}/s"
 
     def finish(self, done: int, failed: bool = False) -> None:
@@ -551,8 +599,9 @@ def download_url(entry: ModelFile, mirror: str | None = None) -> str:
     return urlunsplit((m.scheme, m.netloc, m.path.rstrip("/") + u.path, u.query, ""))
 
 
-def download(entry: ModelFile, dest: Path, *, mirror: str | None = None, progress_stream=None,
-             timeout: float = 60.0) -> str:
+def download(
+    entry: ModelFile, dest: Path, *, mirror: str | None = None, progress_stream=None, timeout: float = 60.0
+) -> str:
     """Fetch `entry` to `dest` through `dest.part`: checked (size, sha256 when known) before it is
     renamed. Returns the sha256 of what was written. On any failure, interruption included, the
     .part file is removed and nothing is left at `dest`: DownloadError (or the interruption)."""
@@ -560,7 +609,7 @@ def download(entry: ModelFile, dest: Path, *, mirror: str | None = None, progres
     from urllib.error import HTTPError, URLError
     from urllib.request import Request, urlopen
 
-    from . import __version__
+    from .. import __version__
 
     url = download_url(entry, mirror)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -595,15 +644,15 @@ def download(entry: ModelFile, dest: Path, *, mirror: str | None = None, progres
                         done += len(chunk)
                         bar.update(done)
             except (OSError, http.client.HTTPException) as exc:
-                raise DownloadError(f"the connection failed after {done} bytes "
-                                    f"({type(exc).__name__}: {exc})") from None
+                raise DownloadError(f"the connection failed after {done} bytes ({type(exc).__name__}: {exc})") from None
         expected = entry.size if entry.size is not None else announced
         if expected is not None and done != expected:
             raise DownloadError(f"the connection closed after {done} of {expected} bytes")
         actual = digest.hexdigest()
         if entry.sha256 is not None and actual != entry.sha256:
-            raise DownloadError(f"checksum mismatch: expected sha256 {entry.sha256}, "
-                                f"got {actual}; the file was not kept")
+            raise DownloadError(
+                f"checksum mismatch: expected sha256 {entry.sha256}, got {actual}; the file was not kept"
+            )
         os.replace(part, dest)
     except BaseException:
         bar.finish(done, failed=True)
@@ -654,12 +703,69 @@ def render_text(models_dir: Path, origin: str, report: list[tuple[Path, list[Fil
     missing = [s for s in states if s.status == "missing" and s.entry is not None]
     bad = [s for s in states if s.status in ("wrong size", "wrong checksum")]
     if missing:
-        lines += ["", f"{len({s.name for s in missing})} catalog file(s) missing: "
-                      "`grounded-ip2p models --download` fetches them."]
+        lines += [
+            "",
+            f"{len({s.name for s in missing})} catalog file(s) missing: "
+            "`grounded-ip2p models --download` fetches them.",
+        ]
     if bad:
-        lines += ["", "Files that do not match the catalog: `grounded-ip2p models --verify --download` "
-                      "fetches them again (the old file is replaced only by a verified one)."]
+        lines += [
+            "",
+            "Files that do not match the catalog: `grounded-ip2p models --verify --download` "
+            "fetches them again (the old file is replaced only by a verified one).",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def _verify_present(report: list[tuple[Path, list[FileState]]], err) -> None:
+    """Hash every present catalog file once (a file several workflows share is read once)."""
+    hashed: dict[Path, FileState] = {}
+    for _, states in report:
+        for s in states:
+            if s.status != "present" or s.entry is None:
+                continue
+            key = s.path.resolve()
+            if key in hashed:
+                done = hashed[key]
+                s.status, s.actual_sha256, s.note = done.status, done.actual_sha256, done.note
+            else:
+                verify(s, err)
+                hashed[key] = s
+
+
+def _download_missing(report: list[tuple[Path, list[FileState]]], prog: str, err) -> None:
+    """Download each missing or wrong catalog file once, into the place every workflow looks for it."""
+    by_target: dict[Path, list[FileState]] = {}
+    for _, states in report:
+        for s in states:
+            if s.entry is not None and s.status in ("missing", "wrong size", "wrong checksum"):
+                by_target.setdefault(s.path if s.path is not None else s.target, []).append(s)
+    for target, states in by_target.items():
+        entry = states[0].entry
+        try:
+            sha = download(entry, target, progress_stream=err)
+        except (DownloadError, OSError) as exc:  # OSError: e.g. the folder is not writable
+            print(f"{prog}: could not download {entry.name}: {exc}", file=err)
+            for s in states:
+                s.status, s.note = "failed", str(exc)
+            continue
+        for s in states:
+            s.status, s.path, s.actual_size = "downloaded", target, target.stat().st_size
+            s.actual_sha256 = sha
+            s.note = "sha256 verified" if entry.sha256 else _unverified_note(entry)
+
+
+def _render_json(models_dir: Path, origin: str, report: list[tuple[Path, list[FileState]]]) -> str:
+    payload = {
+        "models_dir": str(models_dir),
+        "models_dir_origin": origin,
+        "ok": all(s.ok for _, states in report for s in states),
+        "workflows": [
+            {"workflow": path.name, "path": str(path), "files": [s.to_dict() for s in states]}
+            for path, states in report
+        ],
+    }
+    return json.dumps(payload, indent=2) + "\n"
 
 
 def run(args, out=None, err=None) -> int:
@@ -678,64 +784,22 @@ def run(args, out=None, err=None) -> int:
         print(f"{prog}: {exc}", file=err)
         return EXIT_USAGE
 
-    report: list[tuple[Path, list[FileState]]] = []
-    by_target: dict[Path, list[FileState]] = {}
+    report = []
     for path, wanted in needs:
-        main_paths: dict = {}
+        main_paths: dict = {}  # one per workflow: a .cfg.py is looked for beside its checkpoint
         report.append((path, [check(need, models_dir, main_paths) for need in wanted]))
-
     interrupted = False
     try:
         if args.verify:
-            hashed: dict[Path, FileState] = {}
-            for _, states in report:
-                for s in states:
-                    if s.status != "present" or s.entry is None:
-                        continue
-                    key = s.path.resolve()
-                    if key in hashed:
-                        done = hashed[key]
-                        s.status, s.actual_sha256, s.note = done.status, done.actual_sha256, done.note
-                    else:
-                        verify(s, err)
-                        hashed[key] = s
+            _verify_present(report, err)
         if args.download:
-            for _, states in report:
-                for s in states:
-                    if s.entry is None or s.status not in ("missing", "wrong size", "wrong checksum"):
-                        continue
-                    target = s.path if s.path is not None else s.target
-                    by_target.setdefault(target, []).append(s)
-            for target, states in by_target.items():
-                entry = states[0].entry
-                try:
-                    sha = download(entry, target, progress_stream=err)
-                except (DownloadError, OSError) as exc:  # OSError: e.g. the folder is not writable
-                    print(f"{prog}: could not download {entry.name}: {exc}", file=err)
-                    for s in states:
-                        s.status, s.note = "failed", str(exc)
-                    continue
-                for s in states:
-                    s.status, s.path, s.actual_size = "downloaded", target, target.stat().st_size
-                    s.actual_sha256 = sha
-                    s.note = "sha256 verified" if entry.sha256 else _unverified_note(entry)
+            _download_missing(report, prog, err)
     except KeyboardInterrupt:
         interrupted = True
         print(f"\n{prog}: interrupted (no partial file was left)", file=err)
 
-    if args.json:
-        payload = {
-            "models_dir": str(models_dir),
-            "models_dir_origin": origin,
-            "ok": all(s.ok for _, states in report for s in states),
-            "workflows": [{"workflow": path.name, "path": str(path),
-                           "files": [s.to_dict() for s in states]} for path, states in report],
-        }
-        out.write(json.dumps(payload, indent=2) + "\n")
-    else:
-        out.write(render_text(models_dir, origin, report))
+    out.write(_render_json(models_dir, origin, report) if args.json else render_text(models_dir, origin, report))
     out.flush()
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if all(s.ok for _, states in report for s in states) else EXIT_MISSING
-

@@ -6,11 +6,11 @@ pack is installed in, `--comfyui`, or COMFYUI_PATH) or on a running ComfyUI serv
 Errors the user can fix (a missing image, an unreadable image, a missing model file, an unknown
 workflow) are one line each and a non-zero exit code.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -21,13 +21,23 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from .workflow import WorkflowError, ui_to_api
+from . import comfy_session
+from .ui_to_api import WorkflowError, ui_to_api
 
-PACK_DIR = Path(__file__).resolve().parent
+PACK_DIR = Path(__file__).resolve().parents[1]
 EXAMPLES = PACK_DIR / "example_workflows"
 # (ComfyUI reads unet/ and clip/ as diffusion_models/ and text_encoders/)
-MODEL_FOLDERS = ("checkpoints", "grounding-dino", "sams", "clip_filter", "diffusion_models", "unet",
-                 "text_encoders", "clip", "vae")
+MODEL_FOLDERS = (
+    "checkpoints",
+    "grounding-dino",
+    "sams",
+    "clip_filter",
+    "diffusion_models",
+    "unet",
+    "text_encoders",
+    "clip",
+    "vae",
+)
 # (node type, input) set from each command-line option
 OVERRIDES = {
     "instruction": [("GroundedIP2P_NounPhraseExtract", "instruction")],
@@ -87,11 +97,20 @@ def build_prompt(workflow: dict, node_inputs: dict, image_name: str, options: di
         value = options.get(option)
         if value is None:
             continue
-        hits = [node for node in prompt.values() for t, name in targets
-                if node["class_type"] == t and name in node["inputs"] and not isinstance(node["inputs"][name], list)]
+        hits = [
+            node
+            for node in prompt.values()
+            for t, name in targets
+            if node["class_type"] == t and name in node["inputs"] and not isinstance(node["inputs"][name], list)
+        ]
         if not hits and option == "instruction":
-            hits = [node for node in prompt.values() if node["class_type"] == "CLIPTextEncode"
-                    and node["inputs"].get("text") not in ("", None) and not isinstance(node["inputs"]["text"], list)]
+            hits = [
+                node
+                for node in prompt.values()
+                if node["class_type"] == "CLIPTextEncode"
+                and node["inputs"].get("text") not in ("", None)
+                and not isinstance(node["inputs"]["text"], list)
+            ]
             for node in hits:
                 node["inputs"]["text"] = value
             continue
@@ -107,20 +126,27 @@ def build_prompt(workflow: dict, node_inputs: dict, image_name: str, options: di
 def _add_debug_outputs(prompt: dict) -> None:
     """Save the mask and the box overlay beside the output (prefixes 'debug_mask', 'debug_boxes')."""
     masks = [k for k, n in prompt.items() if n["class_type"] == "GroundedIP2P_SAMMask"]
-    selects = [k for k, n in prompt.items() if n["class_type"] in ("GroundedIP2P_SelectBoxes", "GroundedIP2P_ClipFilter")]
+    selects = [
+        k for k, n in prompt.items() if n["class_type"] in ("GroundedIP2P_SelectBoxes", "GroundedIP2P_ClipFilter")
+    ]
     images = [k for k, n in prompt.items() if n["class_type"] == "LoadImage"]
     if masks and images:
         m, img = masks[0], images[0]
         prompt["debug_mask_image"] = {"class_type": "MaskToImage", "inputs": {"mask": [m, 0]}}
-        prompt["debug_mask_save"] = {"class_type": "SaveImage",
-                                     "inputs": {"images": ["debug_mask_image", 0], "filename_prefix": "debug_mask"}}
+        prompt["debug_mask_save"] = {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["debug_mask_image", 0], "filename_prefix": "debug_mask"},
+        }
         boxes = prompt[m]["inputs"]["boxes"] if isinstance(prompt[m]["inputs"].get("boxes"), list) else None
         if boxes or selects:
-            prompt["debug_boxes"] = {"class_type": "GroundedIP2P_PreviewBoxes",
-                                     "inputs": {"image": [img, 0], "boxes": boxes or [selects[0], 0],
-                                                "mask": [m, 0], "mask_opacity": 0.45}}
-            prompt["debug_boxes_save"] = {"class_type": "SaveImage",
-                                          "inputs": {"images": ["debug_boxes", 0], "filename_prefix": "debug_boxes"}}
+            prompt["debug_boxes"] = {
+                "class_type": "GroundedIP2P_PreviewBoxes",
+                "inputs": {"image": [img, 0], "boxes": boxes or [selects[0], 0], "mask": [m, 0], "mask_opacity": 0.45},
+            }
+            prompt["debug_boxes_save"] = {
+                "class_type": "SaveImage",
+                "inputs": {"images": ["debug_boxes", 0], "filename_prefix": "debug_boxes"},
+            }
 
 
 def _place_outputs(files: list[tuple[str, Path]], out: Path) -> list[Path]:
@@ -173,14 +199,15 @@ class ProgressBar:
 # In-process ComfyUI
 # ------------------------------------------------------------------------------------------
 
+
 def find_comfyui(explicit: str | None) -> Path:
-    candidates = [explicit, os.environ.get("COMFYUI_PATH")]
-    candidates += [str(p) for p in PACK_DIR.parents if p.name != "custom_nodes"][:3]
-    for c in candidates:
-        if c and (Path(c) / "main.py").is_file() and (Path(c) / "comfy").is_dir():
-            return Path(c)
-    raise RunError("no ComfyUI found: install the pack in ComfyUI/custom_nodes, or pass --comfyui PATH "
-                   "(or set COMFYUI_PATH), or use --server URL")
+    found = comfy_session.find_comfyui(explicit, PACK_DIR)
+    if found is not None:
+        return found
+    raise RunError(
+        "no ComfyUI found: install the pack in ComfyUI/custom_nodes, or pass --comfyui PATH "
+        "(or set COMFYUI_PATH), or use --server URL"
+    )
 
 
 class _Server:
@@ -200,14 +227,17 @@ class _Server:
         pass
 
 
-def run_in_process(comfy_path: Path, workflow: dict, image: Path, out: Path, options: dict, debug: bool,
-                   cpu: bool, models_dir: str | None) -> list[Path]:
-    sys.path.insert(0, str(comfy_path))
-    from comfy.cli_args import args
-
-    args.cpu = args.cpu or cpu
-    args.disable_api_nodes = True
-    import utils.extra_config  # noqa: F401  (before `nodes`, as main.py does)
+def run_in_process(
+    comfy_path: Path,
+    workflow: dict,
+    image: Path,
+    out: Path,
+    options: dict,
+    debug: bool,
+    cpu: bool,
+    models_dir: str | None,
+) -> list[Path]:
+    comfy_session.prepare_import(comfy_path, cpu)
     import folder_paths
 
     work = Path(tempfile.mkdtemp(prefix="grounded-ip2p-run-"))
@@ -217,14 +247,18 @@ def run_in_process(comfy_path: Path, workflow: dict, image: Path, out: Path, opt
         folder_paths.set_input_directory(str(work / "input"))
         folder_paths.set_output_directory(str(work / "output"))
         folder_paths.set_temp_directory(str(work / "temp"))
-        installed = any((Path(p) / PACK_DIR.name).resolve() == PACK_DIR
-                        for p in folder_paths.get_folder_paths("custom_nodes") if (Path(p) / PACK_DIR.name).exists())
+        installed = any(
+            (Path(p) / PACK_DIR.name).resolve() == PACK_DIR
+            for p in folder_paths.get_folder_paths("custom_nodes")
+            if (Path(p) / PACK_DIR.name).exists()
+        )
         if not installed:  # run the pack from where it is
             (work / "custom_nodes").mkdir()
             (work / "custom_nodes" / "grounded_ip2p").symlink_to(PACK_DIR, target_is_directory=True)
             folder_paths.add_model_folder_path("custom_nodes", str(work / "custom_nodes"), is_default=True)
         import comfy.utils
         import execution
+
         import nodes
 
         asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
@@ -238,8 +272,10 @@ def run_in_process(comfy_path: Path, workflow: dict, image: Path, out: Path, opt
 
         # The bar names the node that runs (its display name, as in the UI) and, for a node with
         # steps, its progress; ComfyUI reports nodes as they start when the prompt has a client id.
-        titles = {node_id: nodes.NODE_DISPLAY_NAME_MAPPINGS.get(node["class_type"], node["class_type"])
-                  for node_id, node in prompt.items()}
+        titles = {
+            node_id: nodes.NODE_DISPLAY_NAME_MAPPINGS.get(node["class_type"], node["class_type"])
+            for node_id, node in prompt.items()
+        }
         bar = ProgressBar()
         current = {"title": "starting"}
 
@@ -250,24 +286,29 @@ def run_in_process(comfy_path: Path, workflow: dict, image: Path, out: Path, opt
         server = _Server(on_node)
         comfy.utils.set_progress_bar_global_hook(
             lambda value, total, preview, prompt_id=None, node_id=None: bar.update(
-                titles.get(str(node_id), current["title"]), value, total))
+                titles.get(str(node_id), current["title"]), value, total
+            )
+        )
         comfy.utils.PROGRESS_BAR_ENABLED = False
         prompt_id = str(uuid.uuid4())
         valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
         if not valid or node_errors:  # ComfyUI runs the outputs that validate: the edit may not be one of them
             raise RunError(_validation_message(error, node_errors, prompt))
-        executor = execution.PromptExecutor(server, cache_type=execution.CacheType.CLASSIC)
+        executor = comfy_session.prompt_executor(server)
         executor.execute(prompt, prompt_id, {"client_id": "grounded-ip2p-run"}, outputs)
         bar.done()
         if not executor.success:
-            messages = [d.get("exception_message", e) for e, d in executor.status_messages
-                        if e in ("execution_error", "execution_interrupted")]
+            messages = [
+                d.get("exception_message", e)
+                for e, d in executor.status_messages
+                if e in ("execution_error", "execution_interrupted")
+            ]
             raise RunError((messages[0] if messages else "the run failed").strip().splitlines()[0])
         files = []
         for node_id, node in prompt.items():
             if node["class_type"] == "SaveImage":
                 prefix = node["inputs"].get("filename_prefix", "")
-                for item in (executor.history_result.get("outputs", {}).get(node_id, {}).get("images") or []):
+                for item in executor.history_result.get("outputs", {}).get(node_id, {}).get("images") or []:
                     files.append((prefix, work / "output" / item.get("subfolder", "") / item["filename"]))
         return _place_outputs(files, out)
     finally:
@@ -283,9 +324,11 @@ def _validation_message(error: dict, node_errors: dict, prompt: dict) -> str:
             name = extra.get("input_name", "")
             if err.get("type") == "value_not_in_list":
                 value = extra.get("received_value", "")
-                return (f"{info.get('class_type', prompt.get(node_id, {}).get('class_type'))}: '{value}' is not "
-                        f"available for {name} — put the file in ComfyUI's models folder for it "
-                        f"(see `grounded-ip2p models`)")
+                return (
+                    f"{info.get('class_type', prompt.get(node_id, {}).get('class_type'))}: '{value}' is not "
+                    f"available for {name} — put the file in ComfyUI's models folder for it "
+                    f"(see `grounded-ip2p models`)"
+                )
             return f"{info.get('class_type')}: {err.get('message', '')}: {details}".strip(": ")
     if isinstance(error, dict):
         return f"{error.get('message', 'invalid workflow')}: {error.get('details', '')}".strip(": ")
@@ -295,6 +338,7 @@ def _validation_message(error: dict, node_errors: dict, prompt: dict) -> str:
 # ------------------------------------------------------------------------------------------
 # A running ComfyUI server
 # ------------------------------------------------------------------------------------------
+
 
 def _http(url: str, data: bytes | None = None, headers: dict | None = None, timeout: float = 60):
     request = urllib.request.Request(url, data=data, headers=headers or {})
@@ -310,28 +354,44 @@ def _http(url: str, data: bytes | None = None, headers: dict | None = None, time
 
 def _upload(server: str, image: Path) -> str:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"overwrite\"\r\n\r\ntrue\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"{image.name}\"\r\n"
-            f"Content-Type: application/octet-stream\r\n\r\n").encode() + image.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    answer = json.loads(_http(f"{server}/upload/image", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}))
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="overwrite"\r\n\r\ntrue\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{image.name}"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + image.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    answer = json.loads(
+        _http(f"{server}/upload/image", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    )
     return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
 
 
-def run_on_server(server: str, workflow: dict, image: Path, out: Path, options: dict, debug: bool,
-                  timeout: float = 3600) -> list[Path]:
+def run_on_server(
+    server: str, workflow: dict, image: Path, out: Path, options: dict, debug: bool, timeout: float = 3600
+) -> list[Path]:
     server = server.rstrip("/")
     node_inputs = {name: info["input"] for name, info in json.loads(_http(f"{server}/object_info")).items()}
     prompt = build_prompt(workflow, node_inputs, _upload(server, image), options, debug)
     client_id = uuid.uuid4().hex
     try:
-        answer = json.loads(_http(f"{server}/prompt", json.dumps({"prompt": prompt, "client_id": client_id}).encode(),
-                                  {"Content-Type": "application/json"}))
+        answer = json.loads(
+            _http(
+                f"{server}/prompt",
+                json.dumps({"prompt": prompt, "client_id": client_id}).encode(),
+                {"Content-Type": "application/json"},
+            )
+        )
     except RunError as e:
         text = str(e)
         if "{" in text:
             try:
-                data = json.loads(text[text.index("{"):])
-                raise RunError(_validation_message(data.get("error", {}), data.get("node_errors", {}), prompt)) from None
+                data = json.loads(text[text.index("{") :])
+                raise RunError(
+                    _validation_message(data.get("error", {}), data.get("node_errors", {}), prompt)
+                ) from None
             except ValueError:
                 pass
         raise
@@ -381,8 +441,9 @@ def run(args) -> int:
         if args.server:
             written = run_on_server(args.server, workflow, image, out, options, args.debug)
         else:
-            written = run_in_process(find_comfyui(args.comfyui), workflow, image, out, options, args.debug,
-                                     args.cpu, args.models_dir)
+            written = run_in_process(
+                find_comfyui(args.comfyui), workflow, image, out, options, args.debug, args.cpu, args.models_dir
+            )
         if not written:
             raise RunError(f"the workflow {wf_path.name} saved no image")
     except RunError as e:
