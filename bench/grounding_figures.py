@@ -7,12 +7,13 @@ The chain is LoadImage -> Noun Phrase Extract -> GroundingDINO Detect -> CLIP Fi
 Boxes -> SAM Mask, on random-weight models in the users' file formats: `full` is GroundingDINO
 Swin-T (the original .pth layout), SAM ViT-B and CLIP ViT-L/14 at their real sizes; `tiny` the
 tests' small models. Random weights make the boxes meaningless, so the detector keeps every query
-to do the full work. Reference counts follow its code (reference §1.4-1.5):
+to do the full work. Reference counts follow its code (docs/method.md §1.4-1.5):
 one detector pass per phrase plus one for the winner, one SAM image embedding per mask call.
 Peak memory: the process's resident memory above its level before the models were loaded
 (sampled every 5 ms), so resident models count, on CPU; torch's peak allocation on a GPU.
 Both thresholds are 0 so random weights still give boxes to select and segment.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,6 @@ from pathlib import Path
 import torch
 
 from bench.memory import PeakRSS
-
 from tests.comfy_harness import ComfyHarness, comfy_path_or_none
 from tests.test_grounding_nodes import chain
 
@@ -85,7 +85,8 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (args.size, args.size, 3)).astype(np.uint8)).save(
-        comfy.work / "input" / "bench.png")
+        comfy.work / "input" / "bench.png"
+    )
 
     def loaded(node, name):
         return comfy.node_class(node).execute(name, "auto").args[0]
@@ -100,11 +101,15 @@ def main() -> None:
     sam = loaded("GroundedIP2P_SAMLoader", names["sam"])
     clip = loaded("GroundedIP2P_ClipFilterLoader", names["clip"])
     weights = sum(p.numel() * p.element_size() for m in (gd, sam, clip) for p in m.patcher.model.parameters())
-    print(f"model weights: {weights / 2**20:.0f} MiB ({gd.core.variant} GroundingDINO, SAM {sam.core.variant}, "
-          f"CLIP); first run incl. loading: peak +{load_peak.above / 2**20:.0f} MiB RSS")
+    print(
+        f"model weights: {weights / 2**20:.0f} MiB ({gd.core.variant} GroundingDINO, SAM {sam.core.variant}, "
+        f"CLIP); first run incl. loading: peak +{load_peak.above / 2**20:.0f} MiB RSS"
+    )
 
-    print(f"\n{'instruction':<58} {'mode':<12} {'phrases':>7} {'detector passes':>16} {'reference*':>10} "
-          f"{'SAM embeds':>10} {'CLIP img/txt':>12} {'seconds':>8} {'peak MiB':>9}")
+    print(
+        f"\n{'instruction':<58} {'mode':<12} {'phrases':>7} {'detector passes':>16} {'reference*':>10} "
+        f"{'SAM embeds':>10} {'CLIP img/txt':>12} {'seconds':>8} {'peak MiB':>9}"
+    )
     print("(peak MiB: the chain's whole footprint, resident models included, over the process before loading)")
     for instruction, mode in INSTRUCTIONS:
         sam.core.forget_image()  # each run stands for a new photo: SAM embeds it (it keeps the last one)
@@ -119,10 +124,16 @@ def main() -> None:
         phrases = comfy.output(results, "np").to_detect
         candidates = comfy.output(results, "np").candidates
         mem = (torch.cuda.max_memory_allocated() if cuda else peak.peak - load_peak.start) / 2**20
-        d = [gd.core.forward_passes - counts[0], sam.core.encoder_passes - counts[1],
-             clip.core.image_passes - counts[2], clip.core.text_passes - counts[3]]
-        print(f"{instruction[:57]:<58} {mode:<12} {len(phrases):>7} {d[0]:>16} {len(candidates) + 1:>10} "
-              f"{d[1]:>10} {f'{d[2]}/{d[3]}':>12} {seconds:>8.2f} {mem:>9.0f}")
+        d = [
+            gd.core.forward_passes - counts[0],
+            sam.core.encoder_passes - counts[1],
+            clip.core.image_passes - counts[2],
+            clip.core.text_passes - counts[3],
+        ]
+        print(
+            f"{instruction[:57]:<58} {mode:<12} {len(phrases):>7} {d[0]:>16} {len(candidates) + 1:>10} "
+            f"{d[1]:>10} {f'{d[2]}/{d[3]}':>12} {seconds:>8.2f} {mem:>9.0f}"
+        )
     print("* the reference's detector passes for the same candidates: one per phrase plus one for the winner")
 
 

@@ -19,8 +19,21 @@ _t0 = time.perf_counter()
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "benchmarks" / "ggip2p"
-PRONOUNS = {"he", "him", "his", "himself", "she", "her", "hers", "herself", "they", "them",
-            "their", "theirs", "themselves"}
+PRONOUNS = {
+    "he",
+    "him",
+    "his",
+    "himself",
+    "she",
+    "her",
+    "hers",
+    "herself",
+    "they",
+    "them",
+    "their",
+    "theirs",
+    "themselves",
+}
 
 
 def singular(word: str) -> str:
@@ -48,7 +61,9 @@ def row_correct(gold: str, pred) -> bool:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with instruct_target.json and test_pairs.csv")
+    ap.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="folder with instruct_target.json and test_pairs.csv"
+    )
     ap.add_argument("--errors", type=int, default=0, help="print N misclassified rows")
     args = ap.parse_args(argv)
 
@@ -80,9 +95,11 @@ def main(argv=None) -> int:
     print(f"  overall accuracy        {ok_all / n:.3f}  ({ok_all}/{n})")
     print(f"  gold == '' (no target)  {ok_empty / max(n_empty, 1):.3f}  ({ok_empty}/{n_empty})")
     print(f"  gold != '' (object)     {ok_full / max(n_full, 1):.3f}  ({ok_full}/{n_full})")
-    print(f"  speed: {n / (t2 - t1):.0f} instructions/s analysis only, "
-          f"{n / (t2 - _t0):.0f} instructions/s including process start and model load "
-          f"({t2 - _t0:.2f} s total)")
+    print(
+        f"  speed: {n / (t2 - t1):.0f} instructions/s analysis only, "
+        f"{n / (t2 - _t0):.0f} instructions/s including process start and model load "
+        f"({t2 - _t0:.2f} s total)"
+    )
 
     pairs_path = args.data / "test_pairs.csv"
     if pairs_path.exists():
@@ -102,8 +119,10 @@ def main(argv=None) -> int:
                 hits = [p.relation == "relative" for _, p in items]
                 what = "relation == relative"
             elif typ == "Pronoun":
-                hits = [bool(p.target_head in PRONOUNS and p.grounding_phrase
-                             and p.grounding_phrase not in PRONOUNS) for _, p in items]
+                hits = [
+                    bool(p.target_head in PRONOUNS and p.grounding_phrase and p.grounding_phrase not in PRONOUNS)
+                    for _, p in items
+                ]
                 what = "pronoun resolved"
             else:
                 kinds = {}
@@ -122,8 +141,10 @@ def main(argv=None) -> int:
     if args.errors:
         print(f"\nfirst {args.errors} misclassified rows:")
         for r, p in errors[: args.errors]:
-            print(f"  gold={r['target']!r:<14} kind={p.kind:<6} target={p.target!r} head={p.target_head!r} "
-                  f"anchor={p.anchor!r} rel={p.relation} dir={p.direction} | {r['sentence']}")
+            print(
+                f"  gold={r['target']!r:<14} kind={p.kind:<6} target={p.target!r} head={p.target_head!r} "
+                f"anchor={p.anchor!r} rel={p.relation} dir={p.direction} | {r['sentence']}"
+            )
     return 0
 
 

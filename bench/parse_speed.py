@@ -5,6 +5,7 @@
 Feeds the 4,467 GGIP2P instructions (one per line) to a fresh process and prints instructions
 per second (goal: at least 500).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,13 +25,20 @@ def main() -> None:
     rows = json.loads((args.data / "instruct_target.json").read_text())
     text = "".join(r["sentence"].replace("\n", " ") + "\n" for r in rows)
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "grounded_ip2p.cli", "parse", "--json"],
-                         input=text, capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "grounded_ip2p.cli", "parse", "--json"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     seconds = time.perf_counter() - t0
     answers = res.stdout.splitlines()
     assert len(answers) == len(rows), (len(answers), len(rows))
-    print(f"{len(rows)} instructions in {seconds:.2f} s: {len(rows) / seconds:.0f} instructions/s "
-          "(process start included)")
+    print(
+        f"{len(rows)} instructions in {seconds:.2f} s: {len(rows) / seconds:.0f} instructions/s "
+        "(process start included)"
+    )
 
 
 if __name__ == "__main__":

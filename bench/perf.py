@@ -18,7 +18,7 @@ sampler    IP2PBlendedSampler (mask connected; background noised / inversion) ag
 chain      the grounding chain (Noun Phrase Extract -> GroundingDINO Detect -> CLIP Filter ->
            Select Boxes -> SAM Mask) as a share of the whole edit (chain + text encode + sampler +
            VAE decode) in one ComfyUI graph, at 4 candidate phrases.
-reference  core level, no ComfyUI: the reference's grounding (reference §1.4-1.5: one detector
+reference  core level, no ComfyUI: the reference's grounding (docs/method.md §1.4-1.5: one detector
            pass per phrase, one CLIP call per phrase, a second detector pass on the winner, SAM)
            against ours (one detector pass for all phrases, one batched CLIP call, SAM), same
            models, image and boxes. Also SAM's decoder with and without 32-box chunks.
@@ -78,8 +78,8 @@ class Span:
 @dataclass
 class Cost:
     seconds: float
-    peak_above: int   # bytes above the RSS at the first measured node's start (CPU) / peak allocation (GPU)
-    peak_total: int   # the peak RSS itself (CPU) / peak allocation (GPU)
+    peak_above: int  # bytes above the RSS at the first measured node's start (CPU) / peak allocation (GPU)
+    peak_total: int  # the peak RSS itself (CPU) / peak allocation (GPU)
 
 
 class NodeMeter:
@@ -105,7 +105,8 @@ class NodeMeter:
 
         comfy.server.send_sync = send_sync
         comfy.on_progress = lambda value, total: self.steps.append(
-            (time.perf_counter(), self.marks[-1][0] if self.marks else None))
+            (time.perf_counter(), self.marks[-1][0] if self.marks else None)
+        )
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _mark(self, node):
@@ -135,7 +136,9 @@ class NodeMeter:
         results = self.comfy.run(prompt, capture, extra_data={"client_id": "bench-perf"})
         with self.lock:
             marks = [list(m) for m in self.marks]
-        spans = {m[0]: Span(n[1] - m[1], m[1], m[2], max(m[3], n[2])) for m, n in zip(marks, marks[1:]) if m[0] is not None}
+        spans = {
+            m[0]: Span(n[1] - m[1], m[1], m[2], max(m[3], n[2])) for m, n in zip(marks, marks[1:]) if m[0] is not None
+        }
         return results, spans
 
     def step_seconds(self, node: str) -> list[float]:
@@ -242,7 +245,7 @@ def save_image(path: Path, size: int, alpha: bool = True, seed: int = 0) -> None
     rgba = rng.integers(0, 256, (size, size, 4)).astype(np.uint8)
     rgba[..., 3] = 255
     q = size // 4
-    rgba[q:3 * q, q:3 * q, 3] = 0
+    rgba[q : 3 * q, q : 3 * q, 3] = 0
     Image.fromarray(rgba if alpha else rgba[..., :3], "RGBA" if alpha else "RGB").save(path)
 
 
@@ -310,6 +313,7 @@ def core_models(models: str, sam_size: str):
     from grounded_ip2p.grounding.clip_score import load_clip
     from grounded_ip2p.grounding.gdino import load_grounding_dino
     from grounded_ip2p.grounding.sam import load_sam
+
     from tests.checkpoints import cache_dir
     from tests.sam_checkpoint import sam_checkpoint
 
@@ -354,8 +358,10 @@ def bench_sampler(args) -> dict:
     comfy = comfy_harness()
     ckpt = ip2p_in(comfy)
     images = Images(comfy, args.size)
-    header(f"1. IP2PBlendedSampler vs native IP2P: {args.sampler}, {args.size}x{args.size} px, seed {args.seed}, "
-           f"{args.repeats} interleaved repeats, {device_line()}")
+    header(
+        f"1. IP2PBlendedSampler vs native IP2P: {args.sampler}, {args.size}x{args.size} px, seed {args.seed}, "
+        f"{args.repeats} interleaved repeats, {device_line()}"
+    )
     results = {}
     for steps in args.steps:
         for side in SIDES:  # warm-up: loads the checkpoint, first allocations (2 steps are enough)
@@ -363,7 +369,7 @@ def bench_sampler(args) -> dict:
         runs = {s: [] for s in SIDES}  # per run: (seconds, peak above, peak total, UNet calls, items, UNet s)
         calls = {}
         for rep in range(args.repeats):
-            order = SIDES[rep % 3:] + SIDES[:rep % 3]  # rotate, so no side always runs first
+            order = SIDES[rep % 3 :] + SIDES[: rep % 3]  # rotate, so no side always runs first
             for side in order:
                 comfy.sampler_log.messages.clear()
                 prompt, nodes = sampler_prompt(ckpt, images.fresh(), side, args.sampler, steps, args.seed)
@@ -386,28 +392,47 @@ def bench_sampler(args) -> dict:
             rs, nat = runs[side], runs["native"]
             t_ratio = [a[0] / b[0] for a, b in zip(rs, nat)]
             work = median(modelled(a) for a in rs) / median(modelled(b) for b in nat)
-            rows.append(dict(side=side, seconds=median(r[0] for r in rs), ratio=median(t_ratio), spread=spread(t_ratio),
-                             work=work, calls=rs[-1][3], items=rs[-1][4], outside=median(r[0] - r[5] for r in rs),
-                             above=median(r[1] for r in rs) / MiB,
-                             above_ratio=median(max(a[1], 1) / max(b[1], 1) for a, b in zip(rs, nat)),
-                             total=median(r[2] for r in rs) / MiB,
-                             total_ratio=median(a[2] / b[2] for a, b in zip(rs, nat)), window=calls[side]))
+            rows.append(
+                dict(
+                    side=side,
+                    seconds=median(r[0] for r in rs),
+                    ratio=median(t_ratio),
+                    spread=spread(t_ratio),
+                    work=work,
+                    calls=rs[-1][3],
+                    items=rs[-1][4],
+                    outside=median(r[0] - r[5] for r in rs),
+                    above=median(r[1] for r in rs) / MiB,
+                    above_ratio=median(max(a[1], 1) / max(b[1], 1) for a, b in zip(rs, nat)),
+                    total=median(r[2] for r in rs) / MiB,
+                    total_ratio=median(a[2] / b[2] for a, b in zip(rs, nat)),
+                    window=calls[side],
+                )
+            )
         print(f"\nsteps {steps} (UNet: {per_item * 1e3:.0f} ms per latent, pooled):")
-        print(f"{'side':<10} {'edit s':>7} {'wall ratio':>10} {'(min-max)':>12} {'work ratio':>10} {'UNet calls':>10} "
-              f"{'latents':>7} {'outside UNet s':>14} {'peak +MiB':>9} {'ratio':>6} {'total MiB':>9} {'ratio':>6}  "
-              f"window calls / extra")
+        print(
+            f"{'side':<10} {'edit s':>7} {'wall ratio':>10} {'(min-max)':>12} {'work ratio':>10} {'UNet calls':>10} "
+            f"{'latents':>7} {'outside UNet s':>14} {'peak +MiB':>9} {'ratio':>6} {'total MiB':>9} {'ratio':>6}  "
+            f"window calls / extra"
+        )
         for r in rows:
-            print(f"{r['side']:<10} {r['seconds']:>7.2f} {r['ratio']:>10.3f} {r['spread']:>12} {r['work']:>10.3f} "
-                  f"{r['calls']:>10} {r['items']:>7} {r['outside']:>14.3f} {r['above']:>9.0f} {r['above_ratio']:>6.2f} "
-                  f"{r['total']:>9.0f} {r['total_ratio']:>6.3f}  {r['window']}")
+            print(
+                f"{r['side']:<10} {r['seconds']:>7.2f} {r['ratio']:>10.3f} {r['spread']:>12} {r['work']:>10.3f} "
+                f"{r['calls']:>10} {r['items']:>7} {r['outside']:>14.3f} {r['above']:>9.0f} {r['above_ratio']:>6.2f} "
+                f"{r['total']:>9.0f} {r['total_ratio']:>6.3f}  {r['window']}"
+            )
         goals = {"noised": 1.02, "inversion": 1.06}
         for r in rows[1:]:
             goal = goals[r["side"]]
-            print(f"  goal {r['side']} time ratio <= {goal}: wall {r['ratio']:.3f} "
-                  f"({'met' if r['ratio'] <= goal else 'NOT met'}), work {r['work']:.3f} "
-                  f"({'met' if r['work'] <= goal else 'NOT met'})")
-        print(f"  goal peak memory ratio <= 1.2: above-baseline {max(r['above_ratio'] for r in rows[1:]):.2f}, "
-              f"total {max(r['total_ratio'] for r in rows[1:]):.3f}")
+            print(
+                f"  goal {r['side']} time ratio <= {goal}: wall {r['ratio']:.3f} "
+                f"({'met' if r['ratio'] <= goal else 'NOT met'}), work {r['work']:.3f} "
+                f"({'met' if r['work'] <= goal else 'NOT met'})"
+            )
+        print(
+            f"  goal peak memory ratio <= 1.2: above-baseline {max(r['above_ratio'] for r in rows[1:]):.2f}, "
+            f"total {max(r['total_ratio'] for r in rows[1:]):.3f}"
+        )
         results[steps] = rows
     print(f"\ncommand: {command()}", flush=True)
     return results
@@ -428,9 +453,8 @@ def chain_instruction(comfy, names: dict, image_path: Path) -> str:
     which would leave SAM out of the figures. So the bench rotates the four nouns until the target
     (the first) has boxes, as a trained detector would for an object in the photo."""
     import numpy as np
-    from PIL import Image
-
     from grounded_ip2p.grounding.phrases import extract
+    from PIL import Image
 
     gd = loaded_core(comfy, "GroundedIP2P_GroundingDINOLoader", names["gdino"])
     image = torch.from_numpy(np.asarray(Image.open(image_path).convert("RGB"), dtype=np.float32) / 255)[None]
@@ -440,16 +464,28 @@ def chain_instruction(comfy, names: dict, image_path: Path) -> str:
         if len(gd.detect(image, phrases.to_detect, 0.0, 0.0)[0].with_label(phrases.target)):
             return text
     raise RuntimeError("the random-weight detector gave no target boxes in any rotation; try another --seed")
+
+
 CHAIN_NODES = ("np", "det", "filter", "select", "mask")
 
 
-def edit_prompt(names: dict, ckpt: str, image: str, instruction: str, steps: int, seed: int,
-                background: str) -> dict:
+def edit_prompt(names: dict, ckpt: str, image: str, instruction: str, steps: int, seed: int, background: str) -> dict:
     """The whole grounded edit (the tests' chain + IP2P Blended Sampler) and its VAE decode."""
     from tests.test_grounding_nodes import edit
 
-    prompt = edit(names, image, ckpt, seed=seed, steps=steps, sampler="euler_ancestral", background=background,
-                  instruction=instruction, mode="guided", box_threshold=0.0, text_threshold=0.0)
+    prompt = edit(
+        names,
+        image,
+        ckpt,
+        seed=seed,
+        steps=steps,
+        sampler="euler_ancestral",
+        background=background,
+        instruction=instruction,
+        mode="guided",
+        box_threshold=0.0,
+        text_threshold=0.0,
+    )
     prompt["dec"] = {"class_type": "VAEDecode", "inputs": {"samples": ["out", 0], "vae": ["ckpt", 2]}}
     return prompt
 
@@ -477,9 +513,11 @@ def bench_chain(args) -> dict:
     ckpt = ip2p_in(comfy)
     names = provide_models(comfy, args.models)
     images = Images(comfy, args.chain_size, alpha=False)
-    header(f"2. Grounding chain vs the whole edit: {args.models} models, {args.chain_size}x{args.chain_size} px, "
-           f"euler_ancestral {args.edit_steps} steps measured (background {args.background}), "
-           f"{args.chain_repeats} repeat(s), {device_line()}")
+    header(
+        f"2. Grounding chain vs the whole edit: {args.models} models, {args.chain_size}x{args.chain_size} px, "
+        f"euler_ancestral {args.edit_steps} steps measured (background {args.background}), "
+        f"{args.chain_repeats} repeat(s), {device_line()}"
+    )
     text = chain_instruction(comfy, names, images.master)
     print(f"instruction: {text!r} (guided; box and text thresholds 0 so random weights give boxes)")
 
@@ -487,8 +525,9 @@ def bench_chain(args) -> dict:
         return text + " " * i
 
     # warm-up: loads every model and spaCy; one step is enough for that
-    comfy.meter.run(edit_prompt(names, ckpt, images.fresh(), instruction(0), 1, args.seed, args.background),
-                    capture=("dec", "np"))
+    comfy.meter.run(
+        edit_prompt(names, ckpt, images.fresh(), instruction(0), 1, args.seed, args.background), capture=("dec", "np")
+    )
     parts = {"chain": CHAIN_NODES, "text encode": ("pos",), "sampler": ("out",), "VAE decode": ("dec",)}
     rows = {k: [] for k in (*parts, "whole")}
     per_node = {n: [] for n in CHAIN_NODES}
@@ -499,10 +538,16 @@ def bench_chain(args) -> dict:
     for rep in range(args.chain_repeats):
         sam.forget_image()  # a new photo each run: SAM embeds it (the copies share their pixels)
         before = (gd.forward_passes, clip.image_passes, clip.text_passes, sam.encoder_passes)
-        res, spans = comfy.meter.run(edit_prompt(names, ckpt, images.fresh(), instruction(rep + 1), args.edit_steps,
-                                                 args.seed, args.background), capture=("dec", "np", "select", "det"))
-        passes = (gd.forward_passes - before[0], clip.image_passes - before[1], clip.text_passes - before[2],
-                  sam.encoder_passes - before[3])
+        res, spans = comfy.meter.run(
+            edit_prompt(names, ckpt, images.fresh(), instruction(rep + 1), args.edit_steps, args.seed, args.background),
+            capture=("dec", "np", "select", "det"),
+        )
+        passes = (
+            gd.forward_passes - before[0],
+            clip.image_passes - before[1],
+            clip.text_passes - before[2],
+            sam.encoder_passes - before[3],
+        )
         for k, nodes in parts.items():
             rows[k].append(cost(spans, nodes))
         rows["whole"].append(cost(spans, [n for k in parts for n in parts[k]]))
@@ -513,21 +558,27 @@ def bench_chain(args) -> dict:
     chosen = comfy.output(res, "select")[0]
     found = comfy.output(res, "det")[0]
     crops = sum(1 for p in ps.candidates if len(found.with_label(p)))
-    print(f"phrases detected: {ps.to_detect}; candidates: {ps.candidates}, {crops} with boxes (= CLIP crops); "
-          f"boxes found: {len(found)}; boxes to SAM: {len(chosen)}; "
-          f"passes per run: detector {passes[0]}, CLIP image/text {passes[1]}/{passes[2]}, SAM embeddings {passes[3]}")
+    print(
+        f"phrases detected: {ps.to_detect}; candidates: {ps.candidates}, {crops} with boxes (= CLIP crops); "
+        f"boxes found: {len(found)}; boxes to SAM: {len(chosen)}; "
+        f"passes per run: detector {passes[0]}, CLIP image/text {passes[1]}/{passes[2]}, SAM embeddings {passes[3]}"
+    )
     # The artist changes the instruction on the same photo: SAM keeps the photo's embedding.
     # (one sampler step: only the chain's time is read)
-    _, again = comfy.meter.run(edit_prompt(names, ckpt, images.fresh(), instruction(args.chain_repeats + 1),
-                                           1, args.seed, args.background), capture=("dec",))
+    _, again = comfy.meter.run(
+        edit_prompt(names, ckpt, images.fresh(), instruction(args.chain_repeats + 1), 1, args.seed, args.background),
+        capture=("dec",),
+    )
     reedit = cost(again, CHAIN_NODES).seconds
     med = {k: median(c.seconds for c in rows[k]) for k in rows}
     print(f"\n{'part':<14} {'seconds':>8} {'peak +MiB':>9}")
     for k in rows:
         print(f"{k:<14} {med[k]:>8.2f} {median(c.peak_above for c in rows[k]) / MiB:>9.0f}")
     print("chain nodes: " + ", ".join(f"{n} {median(per_node[n]):.2f} s" for n in CHAIN_NODES))
-    print(f"same photo, new instruction (SAM's embedding kept): chain {reedit:.2f} s (SAM Mask "
-          f"{again['mask'].seconds:.2f} s) against {med['chain']:.2f} s (SAM Mask {median(per_node['mask']):.2f} s)")
+    print(
+        f"same photo, new instruction (SAM's embedding kept): chain {reedit:.2f} s (SAM Mask "
+        f"{again['mask'].seconds:.2f} s) against {med['chain']:.2f} s (SAM Mask {median(per_node['mask']):.2f} s)"
+    )
     share = med["chain"] / med["whole"]
     print(f"chain / whole edit at {args.edit_steps} steps (measured) = {share:.3f}")
     result = {"share": {args.edit_steps: share}, "rows": rows, "per_node": per_node}
@@ -538,11 +589,15 @@ def bench_chain(args) -> dict:
         for n in args.extrapolate:
             whole = fixed + n * per_step
             result["share"][n] = med["chain"] / whole
-            print(f"chain / whole edit at {n} steps (extrapolated: measured non-step time + {n} x step) = "
-                  f"{med['chain'] / whole:.3f}  (whole {whole:.0f} s)")
+            print(
+                f"chain / whole edit at {n} steps (extrapolated: measured non-step time + {n} x step) = "
+                f"{med['chain'] / whole:.3f}  (whole {whole:.0f} s)"
+            )
     for n, value in sorted(result["share"].items()):
-        print(f"  goal chain share <= 0.10 (GPU spec) at {n} steps: {'met' if value <= 0.10 else 'NOT met'} "
-              f"on this CPU ({value:.3f})")
+        print(
+            f"  goal chain share <= 0.10 (GPU spec) at {n} steps: {'met' if value <= 0.10 else 'NOT met'} "
+            f"on this CPU ({value:.3f})"
+        )
     print(f"\ncommand: {command()}")
     return result
 
@@ -578,8 +633,7 @@ def top_per_phrase(det, k: int):
         boxes.append(det.boxes[best])
         values.append(scores[best, j])
         labels += [phrase] * len(best)
-    return Detections(torch.cat(boxes), torch.cat(values), labels, det.image_size, det.note,
-                      {"phrases": phrases})
+    return Detections(torch.cat(boxes), torch.cat(values), labels, det.image_size, det.note, {"phrases": phrases})
 
 
 class Clock:
@@ -600,7 +654,7 @@ class Clock:
 
 
 def reference_grounding(gd, clip, sam, image, phrases, k: int, clock: Clock):
-    """Reference §1.4-1.5 with the pack's core objects: per phrase a detector pass on its own caption
+    """docs/method.md §1.4-1.5 with the pack's core objects: per phrase a detector pass on its own caption
     and a CLIPScore call on the crop of its boxes' union; the winner detected again; SAM on its boxes."""
     from grounded_ip2p.grounding import masks as mask_ops
     from grounded_ip2p.grounding.clip_score import crop
@@ -643,13 +697,17 @@ def passes(gd, clip, sam) -> tuple[int, int, int, int]:
 
 
 def bench_reference(args, models=None) -> dict:
-    header(f"3. Reference grounding vs ours (core level): {args.models} models, "
-           f"{args.ref_size}x{args.ref_size} px, {len(REFERENCE_PHRASES)} phrases, top {args.top_k} boxes per phrase, "
-           f"{args.ref_repeats} interleaved repeats, {device_line()}")
+    header(
+        f"3. Reference grounding vs ours (core level): {args.models} models, "
+        f"{args.ref_size}x{args.ref_size} px, {len(REFERENCE_PHRASES)} phrases, top {args.top_k} boxes per phrase, "
+        f"{args.ref_repeats} interleaved repeats, {device_line()}"
+    )
     t0 = time.perf_counter()
     gd, clip, sam = models or core_models(args.models, args.sam)
-    print(f"models ready in {time.perf_counter() - t0:.0f} s: GroundingDINO {gd.variant}, SAM {sam.variant}, "
-          f"CLIP {type(clip.model).__name__}")
+    print(
+        f"models ready in {time.perf_counter() - t0:.0f} s: GroundingDINO {gd.variant}, SAM {sam.variant}, "
+        f"CLIP {type(clip.model).__name__}"
+    )
     g = torch.Generator().manual_seed(0)
     image = torch.rand(args.ref_size, args.ref_size, 3, generator=g)
     sides = {"reference": reference_grounding, "ours": our_grounding}
@@ -657,7 +715,7 @@ def bench_reference(args, models=None) -> dict:
     our_grounding(gd, clip, sam, image, REFERENCE_PHRASES, args.top_k, Clock())
     rec = {s: {"seconds": [], "parts": [], "passes": None, "peak": [], "boxes": None, "winner": None} for s in sides}
     for rep in range(args.ref_repeats):
-        for side in (("reference", "ours") if rep % 2 == 0 else ("ours", "reference")):
+        for side in ("reference", "ours") if rep % 2 == 0 else ("ours", "reference"):
             clock = Clock()
             sam.forget_image()  # both sides embed the photo, as the reference does on every run
             before = passes(gd, clip, sam)
@@ -672,17 +730,23 @@ def bench_reference(args, models=None) -> dict:
             r["passes"] = tuple(a - b for a, b in zip(passes(gd, clip, sam), before))
             r["boxes"], r["winner"] = boxes, winner
     speedups = [a / b for a, b in zip(rec["reference"]["seconds"], rec["ours"]["seconds"])]
-    print(f"\n{'side':<10} {'seconds':>8} {'detector s':>10} {'CLIP s':>7} {'SAM s':>7} {'det. passes':>11} "
-          f"{'CLIP img/txt':>12} {'SAM embeds':>10} {'SAM boxes':>9} {'peak +MiB':>9}  winner")
+    print(
+        f"\n{'side':<10} {'seconds':>8} {'detector s':>10} {'CLIP s':>7} {'SAM s':>7} {'det. passes':>11} "
+        f"{'CLIP img/txt':>12} {'SAM embeds':>10} {'SAM boxes':>9} {'peak +MiB':>9}  winner"
+    )
     for side, r in rec.items():
         parts = {p: median(x.get(p, 0.0) for x in r["parts"]) for p in ("detector", "CLIP", "SAM")}
         d, ci, ct, se = r["passes"]
-        print(f"{side:<10} {median(r['seconds']):>8.2f} {parts['detector']:>10.2f} {parts['CLIP']:>7.2f} "
-              f"{parts['SAM']:>7.2f} {d:>11} {f'{ci}/{ct}':>12} {se:>10} {r['boxes']:>9} "
-              f"{median(r['peak']) / MiB:>9.0f}  {r['winner']}")
+        print(
+            f"{side:<10} {median(r['seconds']):>8.2f} {parts['detector']:>10.2f} {parts['CLIP']:>7.2f} "
+            f"{parts['SAM']:>7.2f} {d:>11} {f'{ci}/{ct}':>12} {se:>10} {r['boxes']:>9} "
+            f"{median(r['peak']) / MiB:>9.0f}  {r['winner']}"
+        )
     speedup = median(speedups)
-    print(f"reference / ours = {speedup:.2f}x (per repeat {spread(speedups)}); goal ours >= 2x faster: "
-          f"{'met' if speedup >= 2 else 'NOT met'}")
+    print(
+        f"reference / ours = {speedup:.2f}x (per repeat {spread(speedups)}); goal ours >= 2x faster: "
+        f"{'met' if speedup >= 2 else 'NOT met'}"
+    )
     out = {"speedup": speedup, "rec": rec}
     if args.decoder_boxes:
         out["decoder"] = bench_decoder(sam, image, args.decoder_boxes)
@@ -719,7 +783,7 @@ def bench_decoder(sam, image, boxes: int) -> list:
 # 4. Scaling
 # ----------------------------------------------------------------------------------------------
 def grid(text: str) -> list[tuple[int, int]]:
-    """"512x1,512x4" -> [(512, 1), (512, 4)] (size x batch)."""
+    """ "512x1,512x4" -> [(512, 1), (512, 4)] (size x batch)."""
     out = []
     for item in text.split(","):
         size, batch = item.lower().split("x")
@@ -740,8 +804,7 @@ def bench_scaling(args) -> dict:
             from tests.test_grounding_nodes import chain
 
             def prompt():
-                p = chain(names, images.fresh(), instruction=text, mode="guided", box_threshold=0.0,
-                          text_threshold=0.0)
+                p = chain(names, images.fresh(), instruction=text, mode="guided", box_threshold=0.0, text_threshold=0.0)
                 return with_batch(p, images, batch)
 
             if not rows:
@@ -750,13 +813,18 @@ def bench_scaling(args) -> dict:
             _, spans = comfy.meter.run(prompt(), capture=("mask",))
             c = cost(spans, CHAIN_NODES)
             rows.append((size, batch, c))
-            print(f"{size:>5} px x{batch:<2} {c.seconds:>8.2f} s  {c.seconds / batch:>7.2f} s/image  "
-                  f"peak +{c.peak_above / MiB:>6.0f} MiB  ({c.peak_above / MiB / batch:>5.0f} MiB per image of the batch)", flush=True)
+            print(
+                f"{size:>5} px x{batch:<2} {c.seconds:>8.2f} s  {c.seconds / batch:>7.2f} s/image  "
+                f"peak +{c.peak_above / MiB:>6.0f} MiB  ({c.peak_above / MiB / batch:>5.0f} MiB per image of the batch)",
+                flush=True,
+            )
         result["chain"] = rows
     if args.sampler_grid:
         ckpt = ip2p_in(comfy)
-        header(f"4b. IP2PBlendedSampler scaling: euler_ancestral {args.scale_steps} steps, mask, background "
-               f"{args.background}, {device_line()}")
+        header(
+            f"4b. IP2PBlendedSampler scaling: euler_ancestral {args.scale_steps} steps, mask, background "
+            f"{args.background}, {device_line()}"
+        )
         rows = []
         from tests.test_sampler_node import blended, graph
 
@@ -764,8 +832,10 @@ def bench_scaling(args) -> dict:
             images = Images(comfy, size)
 
             def prompt():
-                p = {**graph(ckpt, images.fresh()),
-                     **blended("euler_ancestral", args.scale_steps, args.seed, mask=True, background=args.background)}
+                p = {
+                    **graph(ckpt, images.fresh()),
+                    **blended("euler_ancestral", args.scale_steps, args.seed, mask=True, background=args.background),
+                }
                 return with_batch(p, images, batch)
 
             if not rows:
@@ -775,9 +845,12 @@ def bench_scaling(args) -> dict:
             rows.append((size, batch, c))
             steps = comfy.meter.step_seconds("out")
             per_step = (median(steps) if steps else c.seconds / args.scale_steps) / batch
-            print(f"{size:>5} px x{batch:<2} {c.seconds:>8.2f} s  {c.seconds / batch:>7.2f} s/image  "
-                  f"{per_step:>6.2f} s/image/step  peak +{c.peak_above / MiB:>6.0f} MiB "
-                  f"({c.peak_above / MiB / batch:>5.0f} MiB per image of the batch)", flush=True)
+            print(
+                f"{size:>5} px x{batch:<2} {c.seconds:>8.2f} s  {c.seconds / batch:>7.2f} s/image  "
+                f"{per_step:>6.2f} s/image/step  peak +{c.peak_above / MiB:>6.0f} MiB "
+                f"({c.peak_above / MiB / batch:>5.0f} MiB per image of the batch)",
+                flush=True,
+            )
         result["sampler"] = rows
     print(f"\ncommand: {command()}")
     return result
@@ -785,14 +858,18 @@ def bench_scaling(args) -> dict:
 
 # ----------------------------------------------------------------------------------------------
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", nargs="?", default="all",
-                        choices=["all", "sampler", "chain", "reference", "scaling"])
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "sampler", "chain", "reference", "scaling"])
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1: on a shared 2-core machine two threads wait on "
-                             "each other whenever another job takes a core; 0 = torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: on a shared 2-core machine two threads wait on "
+        "each other whenever another job takes a core; 0 = torch's default)",
+    )
     s = parser.add_argument_group("sampler")
     s.add_argument("--size", type=int, default=64, help="image side in px for the sampler ratios (default 64)")
     s.add_argument("--steps", type=int, nargs="+", default=[20], help="step counts (default 20; the spec: 20 100)")
@@ -801,25 +878,42 @@ def main(argv=None) -> None:
     c = parser.add_argument_group("chain share")
     c.add_argument("--models", choices=["full", "tiny"], default="full")
     c.add_argument("--chain-size", type=int, default=512)
-    c.add_argument("--edit-steps", type=int, default=3,
-                   help="steps the whole edit is measured with (default 3; the share at --extrapolate steps is "
-                        "extrapolated from the measured step time)")
+    c.add_argument(
+        "--edit-steps",
+        type=int,
+        default=3,
+        help="steps the whole edit is measured with (default 3; the share at --extrapolate steps is "
+        "extrapolated from the measured step time)",
+    )
     c.add_argument("--extrapolate", type=int, nargs="*", default=[20, 100])
-    c.add_argument("--background", choices=["inversion", "noised"], default="noised",
-                   help="the sampler's background in the chain share and scaling runs (default noised: its cost "
-                        "per step does not depend on the step count, so the extrapolation is exact in model calls)")
+    c.add_argument(
+        "--background",
+        choices=["inversion", "noised"],
+        default="noised",
+        help="the sampler's background in the chain share and scaling runs (default noised: its cost "
+        "per step does not depend on the step count, so the extrapolation is exact in model calls)",
+    )
     c.add_argument("--chain-repeats", type=int, default=1)
     r = parser.add_argument_group("reference vs ours")
     r.add_argument("--ref-size", type=int, default=512)
     r.add_argument("--ref-repeats", type=int, default=2)
     r.add_argument("--top-k", type=int, default=3, help="boxes kept per phrase on both sides (0 = all)")
     r.add_argument("--sam", choices=["vit_b", "vit_h"], default="vit_b")
-    r.add_argument("--decoder-boxes", type=int, default=0,
-                   help="also time SAM's decoder on this many boxes, chunked by 32 vs all at once (0 = skip)")
+    r.add_argument(
+        "--decoder-boxes",
+        type=int,
+        default=0,
+        help="also time SAM's decoder on this many boxes, chunked by 32 vs all at once (0 = skip)",
+    )
     g = parser.add_argument_group("scaling")
-    g.add_argument("--chain-grid", default="512x1,768x1,1024x1,512x4,512x8", help="size x batch list for the chain ('' = skip)")
-    g.add_argument("--sampler-grid", default="64x1,64x4,64x8,128x1,256x1,512x1",
-                   help="size x batch list for the sampler ('' = skip)")
+    g.add_argument(
+        "--chain-grid", default="512x1,768x1,1024x1,512x4,512x8", help="size x batch list for the chain ('' = skip)"
+    )
+    g.add_argument(
+        "--sampler-grid",
+        default="64x1,64x4,64x8,128x1,256x1,512x1",
+        help="size x batch list for the sampler ('' = skip)",
+    )
     g.add_argument("--scale-steps", type=int, default=4)
     args = parser.parse_args(argv)
     logging.getLogger("grounded-ip2p").propagate = False  # keep the tables readable
@@ -836,9 +930,14 @@ def main(argv=None) -> None:
         models = None
         if _COMFY is not None and args.sam == "vit_b":  # the models ComfyUI already holds: no second copy
             names = provide_models(_COMFY, args.models)
-            models = tuple(loaded_core(_COMFY, node, names[key]) for node, key in (
-                ("GroundedIP2P_GroundingDINOLoader", "gdino"), ("GroundedIP2P_ClipFilterLoader", "clip"),
-                ("GroundedIP2P_SAMLoader", "sam")))
+            models = tuple(
+                loaded_core(_COMFY, node, names[key])
+                for node, key in (
+                    ("GroundedIP2P_GroundingDINOLoader", "gdino"),
+                    ("GroundedIP2P_ClipFilterLoader", "clip"),
+                    ("GroundedIP2P_SAMLoader", "sam"),
+                )
+            )
         bench_reference(args, models)
     if args.what in ("all", "scaling"):
         bench_scaling(args)

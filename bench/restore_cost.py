@@ -52,8 +52,11 @@ def copies(run) -> int:
     """Tensor copies in ``run()``; 0-dim ones (a Python number wrapped for an op) do not count."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as prof:
         run()
-    return sum(e.count for e in prof.key_averages(group_by_input_shape=True)
-               if e.key in ("aten::_to_copy", "aten::copy_") and e.input_shapes and e.input_shapes[0] != [])
+    return sum(
+        e.count
+        for e in prof.key_averages(group_by_input_shape=True)
+        if e.key in ("aten::_to_copy", "aten::copy_") and e.input_shapes and e.input_shapes[0] != []
+    )
 
 
 def measure(comfy, name, args) -> dict:
@@ -65,13 +68,23 @@ def measure(comfy, name, args) -> dict:
     source = torch.randn(*case.source.shape[:-2], size, size, generator=torch.Generator().manual_seed(1))
     positive = [[c[0], {**c[1], "reference_latents": [source]}] for c in case.positive]
     negative = [[c[0], {**c[1], "reference_latents": [source]}] for c in case.negative]
-    patched = comfy.node_class(RESTORE_NODE).execute(
-        model=case.model, source={"samples": source}, mask=edit_mask(args.size), start_percent=args.start_percent,
-        end_percent=1.0, background=args.background).args[0]
+    patched = (
+        comfy.node_class(RESTORE_NODE)
+        .execute(
+            model=case.model,
+            source={"samples": source},
+            mask=edit_mask(args.size),
+            start_percent=args.start_percent,
+            end_percent=1.0,
+            background=args.background,
+        )
+        .args[0]
+    )
 
     def run(model, steps=args.steps):
-        return nodes.common_ksampler(model, 7, steps, case.cfg, args.sampler, "simple", positive, negative,
-                                     {"samples": latent.clone()})[0]["samples"]
+        return nodes.common_ksampler(
+            model, 7, steps, case.cfg, args.sampler, "simple", positive, negative, {"samples": latent.clone()}
+        )[0]["samples"]
 
     plain_counted, plain_calls = counted(case.model)
     patched_counted, patched_calls = counted(patched)
@@ -84,13 +97,18 @@ def measure(comfy, name, args) -> dict:
                 t0 = time.perf_counter()
                 run(model)
                 times[label].append(time.perf_counter() - t0)
-    extra_copies = [copies(lambda: run(patched, n)) - copies(lambda: run(case.model, n))
-                    for n in (args.steps, 2 * args.steps)]
+    extra_copies = [
+        copies(lambda: run(patched, n)) - copies(lambda: run(case.model, n)) for n in (args.steps, 2 * args.steps)
+    ]
     return {
-        "model": name, "latent": tuple(latent.shape), "calls": (patched_calls[0], plain_calls[0]),
+        "model": name,
+        "latent": tuple(latent.shape),
+        "calls": (patched_calls[0], plain_calls[0]),
         "work": patched_calls[0] / plain_calls[0],
-        "plain": statistics.median(times["plain"]), "patched": statistics.median(times["patched"]),
-        "copies": extra_copies, "window": captured.reports[-1].calls,
+        "plain": statistics.median(times["plain"]),
+        "patched": statistics.median(times["patched"]),
+        "copies": extra_copies,
+        "window": captured.reports[-1].calls,
     }
 
 
@@ -108,15 +126,22 @@ def main() -> None:
     if path is None:
         raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout")
     comfy = ComfyHarness(path, Path(tempfile.mkdtemp(prefix="bench-restore-cost-")))
-    print(f"Restore Background cost: {args.size}x{args.size} px, {args.steps} steps, {args.sampler}, "
-          f"{args.background}, window {args.start_percent} -> 1.0, median of {args.repeats}, CPU ({torch.get_num_threads()} threads)")
-    print(f"{'model':<6} {'latent':<20} {'in window':>9} {'calls':>9} {'work ratio':>10} {'plain s':>8} {'patched s':>9} "
-          f"{'wall ratio':>10} {f'extra copies at {args.steps}/{2 * args.steps} steps':>28}")
+    print(
+        f"Restore Background cost: {args.size}x{args.size} px, {args.steps} steps, {args.sampler}, "
+        f"{args.background}, window {args.start_percent} -> 1.0, median of {args.repeats}, CPU ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"{'model':<6} {'latent':<20} {'in window':>9} {'calls':>9} {'work ratio':>10} {'plain s':>8} {'patched s':>9} "
+        f"{'wall ratio':>10} {f'extra copies at {args.steps}/{2 * args.steps} steps':>28}"
+    )
     for name in args.models:
         r = measure(comfy, name, args)
         calls = f"{r['calls'][0]}/{r['calls'][1]}"
-        print(f"{r['model']:<6} {str(r['latent']):<20} {r['window']:>9} {calls:>9} {r['work']:>10.3f} {r['plain']:>8.2f} "
-              f"{r['patched']:>9.2f} {r['patched'] / r['plain']:>10.3f} {'/'.join(map(str, r['copies'])):>28}", flush=True)
+        print(
+            f"{r['model']:<6} {str(r['latent']):<20} {r['window']:>9} {calls:>9} {r['work']:>10.3f} {r['plain']:>8.2f} "
+            f"{r['patched']:>9.2f} {r['patched'] / r['plain']:>10.3f} {'/'.join(map(str, r['copies'])):>28}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -29,15 +29,45 @@ from tests.restore_cases import CapturedReports, background_figures, blended_run
 
 FAMILIES = {
     "first order": ("euler", "euler_cfg_pp", "ddim", "lcm", "ddpm"),
-    "ancestral / SDE": ("euler_ancestral", "euler_ancestral_cfg_pp", "dpm_2_ancestral", "dpmpp_2s_ancestral",
-                        "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
-                        "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "er_sde",
-                        "seeds_2", "seeds_3", "res_multistep_ancestral", "res_multistep_ancestral_cfg_pp",
-                        "exp_heun_2_x0_sde", "sa_solver", "sa_solver_pece"),
+    "ancestral / SDE": (
+        "euler_ancestral",
+        "euler_ancestral_cfg_pp",
+        "dpm_2_ancestral",
+        "dpmpp_2s_ancestral",
+        "dpmpp_2s_ancestral_cfg_pp",
+        "dpmpp_sde",
+        "dpmpp_sde_gpu",
+        "dpmpp_2m_sde",
+        "dpmpp_2m_sde_gpu",
+        "dpmpp_2m_sde_heun",
+        "dpmpp_2m_sde_heun_gpu",
+        "dpmpp_3m_sde",
+        "dpmpp_3m_sde_gpu",
+        "er_sde",
+        "seeds_2",
+        "seeds_3",
+        "res_multistep_ancestral",
+        "res_multistep_ancestral_cfg_pp",
+        "exp_heun_2_x0_sde",
+        "sa_solver",
+        "sa_solver_pece",
+    ),
     "second order": ("heun", "heunpp2", "dpm_2", "exp_heun_2_x0"),
-    "multistep": ("lms", "dpmpp_2m", "dpmpp_2m_cfg_pp", "ipndm", "ipndm_v", "deis", "res_multistep",
-                  "res_multistep_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp", "cfgpp_ud10_ab",
-                  "uni_pc", "uni_pc_bh2"),
+    "multistep": (
+        "lms",
+        "dpmpp_2m",
+        "dpmpp_2m_cfg_pp",
+        "ipndm",
+        "ipndm_v",
+        "deis",
+        "res_multistep",
+        "res_multistep_cfg_pp",
+        "gradient_estimation",
+        "gradient_estimation_cfg_pp",
+        "cfgpp_ud10_ab",
+        "uni_pc",
+        "uni_pc_bh2",
+    ),
     "adaptive": ("dpm_fast", "dpm_adaptive"),
 }
 
@@ -73,8 +103,10 @@ def main() -> None:
     runs = [(s, "normal") for s in (args.samplers or samplers.SAMPLER_NAMES)]
     runs += [("euler_ancestral", s) for s in samplers.SCHEDULER_NAMES if s != "normal"]
     print(f"Background restore, {args.model} SD1.5-IP2P, 64x64 px, window 100 -> 1, CPU")
-    print(f"{'sampler':<28} {'scheduler':<16} {'steps':>5} {'mode':<9} {'max out':>9} {'out/in':>9} "
-          f"{'window only':>11} {'calls':>7}")
+    print(
+        f"{'sampler':<28} {'scheduler':<16} {'steps':>5} {'mode':<9} {'max out':>9} {'out/in':>9} "
+        f"{'window only':>11} {'calls':>7}"
+    )
     for sampler, scheduler in runs:
         for steps in args.steps:
             for mode in ("inversion", "noised"):
@@ -83,8 +115,11 @@ def main() -> None:
                 report = captured.reports[-1]
                 max_out, ratio = background_figures(out, source, mask)
                 rows.append((sampler, scheduler, steps, mode, max_out, report.residual))
-                print(f"{sampler:<28} {scheduler:<16} {steps:>5} {mode:<9} {max_out:>9.2e} {ratio:>9.2e} "
-                      f"{report.residual:>11.2e} {report.calls:>3}/{report.calls_total:<3}", flush=True)
+                print(
+                    f"{sampler:<28} {scheduler:<16} {steps:>5} {mode:<9} {max_out:>9.2e} {ratio:>9.2e} "
+                    f"{report.residual:>11.2e} {report.calls:>3}/{report.calls_total:<3}",
+                    flush=True,
+                )
 
     print("\nWorst per sampler family (all step counts, both modes, scheduler 'normal'):")
     print(f"{'family':<18} {'max out':>9} {'window only':>11}")

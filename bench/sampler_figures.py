@@ -44,7 +44,7 @@ def main() -> None:
     rgba = rng.integers(0, 256, (args.size, args.size, 4)).astype(np.uint8)
     rgba[..., 3] = 255
     q = args.size // 4
-    rgba[q:3 * q, q:3 * q, 3] = 0  # edit the centre
+    rgba[q : 3 * q, q : 3 * q, 3] = 0  # edit the centre
     Image.fromarray(rgba, "RGBA").save(comfy.work / "input" / "bench.png")
     base = graph(ckpt.name, "bench.png")
 
@@ -57,7 +57,9 @@ def main() -> None:
     print(f"\n{'sampler':<16} {'background':<10} {'outside/inside':>15} {'max |out-src| outside':>22} {'seconds':>8}")
     for sampler in SAMPLERS:
         for background in ("inversion", "noised"):
-            prompt = with_encoded_source({**base, **blended(sampler, args.steps, args.seed, mask=True, background=background)})
+            prompt = with_encoded_source(
+                {**base, **blended(sampler, args.steps, args.seed, mask=True, background=background)}
+            )
             t0 = time.perf_counter()
             results = comfy.run(prompt, capture=("out", "src"))
             seconds = time.perf_counter() - t0

@@ -61,6 +61,7 @@ class InstructionAnalysis:
     simplified: the instruction for the editor, without the locating words (edits and removals);
     phrases: every noun phrase that may name an object of the picture.
     """
+
     kind: str = "global"
     target: str | None = None
     target_head: str | None = None
@@ -75,8 +76,10 @@ class InstructionAnalysis:
     phrases: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {f.name: (list(getattr(self, f.name)) if f.name == "phrases" else getattr(self, f.name))
-                for f in fields(self)}
+        return {
+            f.name: (list(getattr(self, f.name)) if f.name == "phrases" else getattr(self, f.name))
+            for f in fields(self)
+        }
 
 
 def as_global(res: InstructionAnalysis) -> InstructionAnalysis:
@@ -94,30 +97,31 @@ def as_global(res: InstructionAnalysis) -> InstructionAnalysis:
 @dataclass
 class _Reading:
     """One instruction under analysis: the parse, and what the phases have found so far."""
+
     doc: Any
     text: str
     res: InstructionAnalysis
-    verb: int | None                 # index of the imperative verb (None: a description)
+    verb: int | None  # index of the imperative verb (None: a description)
     lemma: str | None
-    base: int                           # where the verb's objects start (0 without a verb)
+    base: int  # where the verb's objects start (0 without a verb)
     mentions: list[Mention]
-    kind: str | None                 # "edit" | "remove" | "add" (None until known)
-    loc_to: bool                        # the verb's "to"/"into" name a place ("move ... to the left")
+    kind: str | None  # "edit" | "remove" | "add" (None until known)
+    loc_to: bool  # the verb's "to"/"into" name a place ("move ... to the left")
     target: Mention | None = None
-    tidx: int | None = None          # index of `target` in `mentions`
-    loc_from: int | None = None      # first mention index to read locating phrases from
+    tidx: int | None = None  # index of `target` in `mentions`
+    loc_from: int | None = None  # first mention index to read locating phrases from
     anchor: Mention | None = None
     direction: str | None = None
     relation: str | None = None
     ordinal: int | None = None
-    drop: set[int] = field(default_factory=set)             # token indices removed in ``simplified``
-    global_region: bool = False         # a scene-level edit restricted to a region ("the left side")
-    not_antecedent: set[int] = field(default_factory=set)   # mentions a plural pronoun must not stand for
+    drop: set[int] = field(default_factory=set)  # token indices removed in ``simplified``
+    global_region: bool = False  # a scene-level edit restricted to a region ("the left side")
+    not_antecedent: set[int] = field(default_factory=set)  # mentions a plural pronoun must not stand for
 
     def gap(self, idx: int):
         """The tokens between mention idx and the one before it (or the verb's objects' start)."""
         prev_end = self.mentions[idx - 1].end if idx > 0 else self.base
-        return self.doc[prev_end:self.mentions[idx].start]
+        return self.doc[prev_end : self.mentions[idx].start]
 
     def intro(self, idx: int) -> list[str]:
         """The words of `gap(idx)`, lower-case: "on the left of", "into", "instead of"."""
@@ -127,7 +131,7 @@ class _Reading:
         """Whether the words before a mention introduce what the object becomes ("into a sofa",
         "with a cactus"), rather than a place."""
         if not words or words[-2:] in NEAR_TO:
-            return False                    # "the lamp next to the bed": a place, not the result
+            return False  # "the lamp next to the bed": a place, not the result
         if self.loc_to or self.kind == "add":
             return any(w in ("with", "as", "like", "instead", "than", "for") for w in words)
         if words[-1] in LOC_PREPS and words[-1] not in ("to", "into"):
@@ -168,25 +172,50 @@ def _read_verb_and_mentions(doc, text: str, res: InstructionAnalysis) -> _Readin
     verb, lemma, begin = find_verb(doc)
     base = begin if verb is not None else 0
     # "put in a herd of elk" vs "put in the twilight zone": a particle only before a new thing
-    if verb is not None and lemma == "add" and begin > 0 and low(doc[begin - 1]) == "in" \
-            and low(doc[verb]) in ("put", "bring", "set") and begin < len(doc) \
-            and low(doc[begin]) in ("the", "this", "that"):
+    if (
+        verb is not None
+        and lemma == "add"
+        and begin > 0
+        and low(doc[begin - 1]) == "in"
+        and low(doc[verb]) in ("put", "bring", "set")
+        and begin < len(doc)
+        and low(doc[begin]) in ("the", "this", "that")
+    ):
         base = begin - 1
     mentions = find_mentions(doc, base, lemma)
     res.phrases = object_phrases(doc, mentions)
-    return _Reading(doc=doc, text=text, res=res, verb=verb, lemma=lemma, base=base, mentions=mentions,
-                    kind=kind_for(lemma) if verb is not None else None, loc_to=lemma in LOCATIVE_TO_VERBS)
+    return _Reading(
+        doc=doc,
+        text=text,
+        res=res,
+        verb=verb,
+        lemma=lemma,
+        base=base,
+        mentions=mentions,
+        kind=kind_for(lemma) if verb is not None else None,
+        loc_to=lemma in LOCATIVE_TO_VERBS,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Phases: the target
 # --------------------------------------------------------------------------------------------
 def _target_instead_of(r: _Reading) -> None:
-    """"use a gnome instead of a pilot", "instead of the ball ..., put ...": the replaced thing."""
+    """ "use a gnome instead of a pilot", "instead of the ball ..., put ...": the replaced thing."""
     for idx, m in enumerate(r.mentions):
         if r.intro(idx)[-2:] == ["instead", "of"] and m.kind == "np":
-            if r.verb is None or r.lemma in ("use", "put", "add", "have", "place", "draw", "show", "make",
-                                             "let", "insert"):
+            if r.verb is None or r.lemma in (
+                "use",
+                "put",
+                "add",
+                "have",
+                "place",
+                "draw",
+                "show",
+                "make",
+                "let",
+                "insert",
+            ):
                 r.tidx, r.target, r.kind, r.loc_from = idx, m, "edit", idx + 1
             return
 
@@ -197,9 +226,32 @@ def _target_of_description(r: _Reading) -> InstructionAnalysis | None:
     if r.target is not None or r.verb is not None:
         return None
     doc, res = r.doc, r.res
-    if not r.mentions or low(doc[0]) in ("as", "in", "with", "by", "like", "at", "to", "into", "more",
-                                         "less", "very", "too", "from", "of", "for", "on", "without",
-                                         "behind", "under", "over", "above", "below", "inside", "near"):
+    if not r.mentions or low(doc[0]) in (
+        "as",
+        "in",
+        "with",
+        "by",
+        "like",
+        "at",
+        "to",
+        "into",
+        "more",
+        "less",
+        "very",
+        "too",
+        "from",
+        "of",
+        "for",
+        "on",
+        "without",
+        "behind",
+        "under",
+        "over",
+        "above",
+        "below",
+        "inside",
+        "near",
+    ):
         return res
     if any(w not in PREFIX_SKIP for w in r.intro(0)):
         return res
@@ -208,10 +260,9 @@ def _target_of_description(r: _Reading) -> InstructionAnalysis | None:
         return res
     if not any(low(t) in ENGLISH_CUES for t in doc):
         res.phrases = []
-        return res                             # "asdf qwer", "mach das Auto rot"
+        return res  # "asdf qwer", "mach das Auto rot"
     r.tidx, r.target, r.loc_from = 0, first, 1
-    r.kind = "add" if low(doc[first.start]) in ("a", "an", "some", "another") or doc[first.start].like_num \
-        else "edit"
+    r.kind = "add" if low(doc[first.start]) in ("a", "an", "some", "another") or doc[first.start].like_num else "edit"
     return None
 
 
@@ -222,9 +273,9 @@ def _target_of_verb(r: _Reading) -> InstructionAnalysis | None:
         return None
     first_words = r.intro(0)
     if first_words and r.is_result(first_words):
-        return as_global(r.res)                # "change to a castle", "swap with a faery"
+        return as_global(r.res)  # "change to a castle", "swap with a faery"
     if r.is_loc(first_words):
-        r.loc_from = 0                         # "put on the left a ...", "Locate in a desert"
+        r.loc_from = 0  # "put on the left a ...", "Locate in a desert"
     else:
         r.tidx, r.target, r.loc_from = 0, r.mentions[0], 1
     return None
@@ -257,20 +308,20 @@ def _settle_target(r: _Reading) -> InstructionAnalysis | None:
     _follow_of_nouns(r)
     hw = head_word(r.doc, r.target)
     if r.target.kind == "pron" and hw not in PERSON_PRONOUNS:
-        return as_global(r.res)                # "make it night", "put it in a lake"
+        return as_global(r.res)  # "make it night", "put it in a lake"
     if hw in GLOBAL_WORDS and not (r.kind == "add" and is_indefinite(r.doc, r.target)):
         return as_global(r.res)
     if low(r.doc[r.target.head]) in ATTRIBUTE_NOUNS and r.target is named:
         if not _attribute_owner(r):
-            return as_global(r.res)            # "change the color to green"
+            return as_global(r.res)  # "change the color to green"
         named = r.target
     if _recipient(r):
         named = r.target
     indefinite = is_indefinite(r.doc, named)
     if r.kind == "add" and r.verb is not None and not indefinite:
-        r.kind = "edit"                        # "put the cat on the sofa": it exists already
+        r.kind = "edit"  # "put the cat on the sofa": it exists already
     elif r.kind == "edit" and r.verb is not None and indefinite and r.lemma not in TRANSFORM_VERBS:
-        r.kind = "add"                         # "have a fire on the right", "draw a cat"
+        r.kind = "add"  # "have a fire on the right", "draw a cat"
     return None
 
 
@@ -283,7 +334,7 @@ def _follow_of_nouns(r: _Reading) -> None:
 
 
 def _attribute_owner(r: _Reading) -> bool:
-    """"The tiger's fur color" -> the tiger; "the road color" -> the road. False: no owner named."""
+    """ "The tiger's fur color" -> the tiger; "the road color" -> the road. False: no owner named."""
     t = r.target
     if t.possessor is not None:
         r.target = t.possessor
@@ -295,10 +346,14 @@ def _attribute_owner(r: _Reading) -> bool:
 
 
 def _recipient(r: _Reading) -> bool:
-    """"Give wings to the left elephant": the recipient is the object (an edit of it)."""
-    if r.lemma in ("give", "hand", "offer", "grant") and is_indefinite(r.doc, r.target) \
-            and r.tidx + 1 < len(r.mentions) and r.intro(r.tidx + 1) == ["to"] \
-            and r.mentions[r.tidx + 1].kind != "region":
+    """ "Give wings to the left elephant": the recipient is the object (an edit of it)."""
+    if (
+        r.lemma in ("give", "hand", "offer", "grant")
+        and is_indefinite(r.doc, r.target)
+        and r.tidx + 1 < len(r.mentions)
+        and r.intro(r.tidx + 1) == ["to"]
+        and r.mentions[r.tidx + 1].kind != "region"
+    ):
         r.tidx += 1
         r.target = r.mentions[r.tidx]
         r.loc_from = r.tidx + 1
@@ -327,14 +382,20 @@ def _locating_step(r: _Reading, idx: int) -> int | None:
     prep_dir = _preposition_direction(words)
     if m.kind == "region":
         return _locate_in_region(r, idx, words, prep_dir)
-    if r.kind == "add" and r.target is not None and m.kind == "pron" and words in (["on"], ["onto"], ["to"]) \
-            and head_word(r.doc, m) in PERSON_PRONOUNS and idx == len(r.mentions) - 1:
+    if (
+        r.kind == "add"
+        and r.target is not None
+        and m.kind == "pron"
+        and words in (["on"], ["onto"], ["to"])
+        and head_word(r.doc, m) in PERSON_PRONOUNS
+        and idx == len(r.mentions) - 1
+    ):
         # "put a crown on her", "add a scarf to him": the new thing is worn; the person is edited
         r.not_antecedent.add(r.tidx)
         r.tidx, r.target, r.kind = idx, m, "edit"
         return None
     if words == ["of"] and not prep_dir:
-        return idx + 1                       # "the dress of the girl to the left of ..."
+        return idx + 1  # "the dress of the girl to the left of ..."
     if (words[-1] == "of" and prep_dir) or r.is_loc(words):
         return _locate_by_reference(r, idx, words, prep_dir)
     return None
@@ -346,16 +407,28 @@ def _ends_locating(r: _Reading, idx: int, words: list[str]) -> bool:
     m = r.mentions[idx]
     gap = r.gap(idx)
     if any(_is_verbish(t) for t in gap) and not (
-            r.is_loc(words) and ((r.kind == "add" or r.target is None) or _relative_clause(gap))):
+        r.is_loc(words) and ((r.kind == "add" or r.target is None) or _relative_clause(gap))
+    ):
         return True
     if not words:
         return True
-    if r.kind == "edit" and r.target is not None and low(r.doc[m.start]) in ("a", "an") \
-            and any(t.tag_ in ("VBG", "VBN") for t in gap):
-        return True     # "have him standing next to a car": the new scene, not a reference object
-    to_dir = words[-1] in ("to", "into") and m.kind == "region" or (
-        len(words) >= 2 and words[-1] == "of" and words[0] in ("to", "into")
-        and any(w in DIRECTION_WORDS for w in words))
+    if (
+        r.kind == "edit"
+        and r.target is not None
+        and low(r.doc[m.start]) in ("a", "an")
+        and any(t.tag_ in ("VBG", "VBN") for t in gap)
+    ):
+        return True  # "have him standing next to a car": the new scene, not a reference object
+    to_dir = (
+        words[-1] in ("to", "into")
+        and m.kind == "region"
+        or (
+            len(words) >= 2
+            and words[-1] == "of"
+            and words[0] in ("to", "into")
+            and any(w in DIRECTION_WORDS for w in words)
+        )
+    )
     return r.is_result(words) and not to_dir
 
 
@@ -371,7 +444,7 @@ def _preposition_direction(words: list[str]) -> str | None:
 
 
 def _locate_in_region(r: _Reading, idx: int, words: list[str], prep_dir: str | None) -> int | None:
-    """"on the left", "at the bottom of the scene" (absolute), "on the left of the bed", "on her
+    """ "on the left", "at the bottom of the scene" (absolute), "on the left of the bed", "on her
     left side" (relative to the bed / to her)."""
     m = r.mentions[idx]
     d = direction_of(r.doc, m) or prep_dir
@@ -386,7 +459,7 @@ def _locate_in_region(r: _Reading, idx: int, words: list[str], prep_dir: str | N
         r.direction = r.direction or d
         r.drop.update(range(lead, nxt.end))
         if head_word(r.doc, nxt) in GLOBAL_WORDS or nxt.kind == "region":
-            r.relation = r.relation or "absolute"     # "at the bottom of the scene"
+            r.relation = r.relation or "absolute"  # "at the bottom of the scene"
             return idx + 2
         r.relation, r.anchor = "relative", nxt
         return None
@@ -397,7 +470,7 @@ def _locate_in_region(r: _Reading, idx: int, words: list[str], prep_dir: str | N
 
 
 def _locate_by_reference(r: _Reading, idx: int, words: list[str], prep_dir: str | None) -> int | None:
-    """"on the table", "next to the roof of the cabin": mention idx is the reference object, unless
+    """ "on the table", "next to the roof of the cabin": mention idx is the reference object, unless
     it names the scene, a colour, or (for additions) a new place ("put a bear in a cave")."""
     m = r.mentions[idx]
     if _not_a_reference(r, m, words, prep_dir):
@@ -418,7 +491,7 @@ def _locate_by_reference(r: _Reading, idx: int, words: list[str], prep_dir: str 
     if r.direction is None:
         d_in, _ = inline_direction(r.doc, r.anchor)
         if d_in:
-            r.direction, r.relation = d_in, "absolute"     # "the cameras on the bottom shelf"
+            r.direction, r.relation = d_in, "absolute"  # "the cameras on the bottom shelf"
     return None
 
 
@@ -427,12 +500,14 @@ def _not_a_reference(r: _Reading, m: Mention, words: list[str], prep_dir: str | 
     if hw in GLOBAL_WORDS or low(r.doc[m.head]) in COLOR_WORDS or (m.kind == "pron" and hw not in PERSON_PRONOUNS):
         return True
     # "put a bear in a cave", "a beach in Hawaii"
-    return (r.kind == "add" or r.target is None or r.loc_to) and (low(r.doc[m.start]) in ("a", "an") or (
-        words[-1] == "in" and r.doc[m.head].tag_ in ("NNP", "NNPS") and not prep_dir))
+    return (r.kind == "add" or r.target is None or r.loc_to) and (
+        low(r.doc[m.start]) in ("a", "an")
+        or (words[-1] == "in" and r.doc[m.head].tag_ in ("NNP", "NNPS") and not prep_dir)
+    )
 
 
 def _region_after_reference(r: _Reading, idx: int) -> None:
-    """"on the wall to the left of the closet" (the closet is the reference) / "on the person on
+    """ "on the wall to the left of the closet" (the closet is the reference) / "on the person on
     the left" (an absolute place)."""
     if not (idx + 1 < len(r.mentions) and r.mentions[idx + 1].kind == "region" and r.is_loc(r.intro(idx + 1))):
         return
@@ -451,8 +526,12 @@ def _relative_clause(gap) -> bool:
     """'that's perched on', 'standing in', 'located at': a clause that only locates the object."""
     for t in gap:
         word = low(t)
-        if word in ("that", "which", "who", "is", "are", "'s", "was", "were", "being", "currently",
-                    "just", "right") or t.tag_ in ("VBG", "VBN", "RB") or word in LOC_PREPS or t.tag_ == "DT":
+        if (
+            word in ("that", "which", "who", "is", "are", "'s", "was", "were", "being", "currently", "just", "right")
+            or t.tag_ in ("VBG", "VBN", "RB")
+            or word in LOC_PREPS
+            or t.tag_ == "DT"
+        ):
             continue
         return False
     return True
@@ -476,19 +555,31 @@ def _target_details(r: _Reading) -> None:
         r.direction = r.direction or d_in
         r.relation = r.relation or "absolute"
         r.drop.update(idx_in)
-    for tok in r.doc[t.start:t.end]:
+    for tok in r.doc[t.start : t.end]:
         if low(tok) in ORDINALS:
             r.ordinal = ORDINALS[low(tok)]
             r.drop.add(tok.i)
     if r.anchor is None and t.possessor is not None:
         r.anchor = t.possessor
-    if r.anchor is None and r.tidx is not None and r.kind != "add" and r.owner(r.tidx + 1) \
-            and low(r.doc[t.head]) not in QUANTITY_NOUNS:
+    if (
+        r.anchor is None
+        and r.tidx is not None
+        and r.kind != "add"
+        and r.owner(r.tidx + 1)
+        and low(r.doc[t.head]) not in QUANTITY_NOUNS
+    ):
         r.anchor = r.mentions[r.tidx + 1]
 
 
-_PHASES: tuple[Phase, ...] = (_target_instead_of, _target_of_description, _target_of_verb, _region_target,
-                              _settle_target, _read_locating_phrases, _target_details)
+_PHASES: tuple[Phase, ...] = (
+    _target_instead_of,
+    _target_of_description,
+    _target_of_verb,
+    _region_target,
+    _settle_target,
+    _read_locating_phrases,
+    _target_details,
+)
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,9 +40,11 @@ CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 THUMBNAIL_SIZE = 224  # the reference's `crop.thumbnail((224, 224))` before the CLIP processor
 CONTEXT_LENGTH = 77
-CLIP_HINT = ("a complete CLIP model with image and text encoders: an OpenAI/open_clip checkpoint "
-             "(e.g. ViT-L-14.pt) or the Hugging Face openai/clip-vit-large-patch14 folder "
-             "or its model.safetensors")
+CLIP_HINT = (
+    "a complete CLIP model with image and text encoders: an OpenAI/open_clip checkpoint "
+    "(e.g. ViT-L-14.pt) or the Hugging Face openai/clip-vit-large-patch14 folder "
+    "or its model.safetensors"
+)
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 # Vision widths whose heads are not 64 wide (open_clip ViT-H/14 and ViT-bigG/14 have 16 heads);
 # every other CLIP tower uses 64-wide heads. Only needed for single HF files, which carry no config.
@@ -75,7 +77,7 @@ def _read_state_dict(path: Path) -> dict:
 
 
 def _count_layers(state_dict: dict, prefix: str) -> int:
-    return len({k[len(prefix):].split(".")[0] for k in state_dict if k.startswith(prefix)})
+    return len({k[len(prefix) :].split(".")[0] for k in state_dict if k.startswith(prefix)})
 
 
 def _hf_config_from_shapes(sd: dict):
@@ -108,8 +110,7 @@ def _hf_config_from_shapes(sd: dict):
         image_size=grid * patch,
         hidden_act="quick_gelu",
     )
-    return CLIPConfig(text_config=text, vision_config=vision,
-                      projection_dim=sd["text_projection.weight"].shape[0])
+    return CLIPConfig(text_config=text, vision_config=vision, projection_dim=sd["text_projection.weight"].shape[0])
 
 
 def _load_hf_file(sd: dict, name: str):
@@ -123,8 +124,11 @@ def _load_hf_file(sd: dict, name: str):
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [k for k in missing if not k.endswith("position_ids")]
     if missing or unexpected:
-        raise _not_clip(name, f"its weights do not fit the CLIP read from their shapes "
-                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise _not_clip(
+            name,
+            f"its weights do not fit the CLIP read from their shapes "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]})",
+        )
     return model
 
 
@@ -146,13 +150,17 @@ def _load_open_clip(sd: dict, name: str):
 def _layout_error(sd: dict, name: str) -> ClipLoadError:
     has = {part: any(k.startswith(part) for k in sd) for part in ("vision_model.", "text_model.", "visual.")}
     if has["vision_model."] and not has["text_model."]:
-        return _not_clip(name, "this is a CLIP vision model only (no text encoder), "
-                               "like ComfyUI's clip_vision files")
+        return _not_clip(name, "this is a CLIP vision model only (no text encoder), like ComfyUI's clip_vision files")
     if has["text_model."] and not has["vision_model."]:
-        return _not_clip(name, "this is a CLIP text encoder only (no image encoder), "
-                               "like the text encoders in ComfyUI's models/clip folder")
-    return _not_clip(name, "no CLIP image and text encoders found (neither open_clip `visual.*` nor "
-                           "Hugging Face `vision_model.*` keys)")
+        return _not_clip(
+            name,
+            "this is a CLIP text encoder only (no image encoder), "
+            "like the text encoders in ComfyUI's models/clip folder",
+        )
+    return _not_clip(
+        name,
+        "no CLIP image and text encoders found (neither open_clip `visual.*` nor Hugging Face `vision_model.*` keys)",
+    )
 
 
 def load_clip(path) -> "ClipScorer":
@@ -237,7 +245,7 @@ def preprocess(crop_: torch.Tensor, image_size: int) -> torch.Tensor:
         size = (int(image_size * height / width), image_size)
     pixels = _resize(pixels, size)
     top, left = (size[0] - image_size) // 2, (size[1] - image_size) // 2
-    pixels = pixels[..., top:top + image_size, left:left + image_size]
+    pixels = pixels[..., top : top + image_size, left : left + image_size]
     mean = torch.tensor(CLIP_MEAN, device=pixels.device).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD, device=pixels.device).view(1, 3, 1, 1)
     return ((pixels - mean) / std)[0]
@@ -292,8 +300,9 @@ class ClipScorer(torch.nn.Module):
 
         if isinstance(self.tokenizer, SimpleTokenizer):
             return {"input_ids": self.tokenizer(texts, context_length=self.context_length)}
-        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.context_length,
-                                 return_tensors="pt")
+        encoded = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.context_length, return_tensors="pt"
+        )
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
 
     def encode_texts(self, texts: list[str]) -> torch.Tensor:
@@ -355,8 +364,7 @@ class PhraseChoice:
         return "\n".join(lines)
 
 
-def pick_phrase(image: torch.Tensor, detections: Detections, phrases: list[str], scorer,
-                exclude=()) -> PhraseChoice:
+def pick_phrase(image: torch.Tensor, detections: Detections, phrases: list[str], scorer, exclude=()) -> PhraseChoice:
     """The CLIP filter on one detector pass: `detections` holds the boxes of every phrase, labelled.
 
     A phrase with no box scores 0; otherwise its boxes' enclosing box is cropped and scored against
@@ -367,8 +375,9 @@ def pick_phrase(image: torch.Tensor, detections: Detections, phrases: list[str],
     if not phrases:
         raise ValueError("pick_phrase needs at least one phrase")
     if tuple(image.shape[:2]) != detections.image_size:
-        raise ValueError(f"the boxes refer to a {detections.image_size} image, not to this "
-                         f"{tuple(image.shape[:2])} one")
+        raise ValueError(
+            f"the boxes refer to a {detections.image_size} image, not to this {tuple(image.shape[:2])} one"
+        )
     excluded = set(exclude)
     scores = [-1.0 if p in excluded else 0.0 for p in phrases]
     counts = [len(detections.with_label(p)) for p in phrases]
@@ -385,5 +394,15 @@ def pick_phrase(image: torch.Tensor, detections: Detections, phrases: list[str],
     return PhraseChoice(winner, index, phrases, scores, counts, chosen)
 
 
-__all__ = ["CLIP_MEAN", "CLIP_STD", "ClipLoadError", "ClipScorer", "PhraseChoice", "crop", "load_clip",
-           "pick_phrase", "preprocess", "thumbnail_size"]
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "ClipLoadError",
+    "ClipScorer",
+    "PhraseChoice",
+    "crop",
+    "load_clip",
+    "pick_phrase",
+    "preprocess",
+    "thumbnail_size",
+]

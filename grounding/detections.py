@@ -4,6 +4,7 @@ This is the payload of the pack's box type between nodes (one `Detections` per i
 batch). Boxes are pixel `xyxy` in the coordinates of the image they were detected on, so SAM,
 the CLIP crops and the preview can use them without knowing the detector's input size.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -81,8 +82,7 @@ class Detections:
         boxes = self.boxes.clone()
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
-        return Detections(boxes, self.scores, self.labels, self.image_size, self.note,
-                          dict(self.extra))
+        return Detections(boxes, self.scores, self.labels, self.image_size, self.note, dict(self.extra))
 
     def union_box(self) -> torch.Tensor | None:
         """The box that encloses every box (the reference's `join_bboxes`), or None if empty."""

@@ -82,8 +82,13 @@ SIGNATURE_KEYS = (
 )
 NOT_GDINO_HINTS = (
     ("image_encoder.", "it looks like a Segment Anything (SAM) checkpoint"),
-    ("model.text_backbone.", ("it looks like the weights of a Hugging Face-format GroundingDINO: select the "
-                              "folder that holds them with their config.json")),
+    (
+        "model.text_backbone.",
+        (
+            "it looks like the weights of a Hugging Face-format GroundingDINO: select the "
+            "folder that holds them with their config.json"
+        ),
+    ),
 )
 
 
@@ -182,8 +187,9 @@ def _check_tokenizer(tokenizer, source: Path) -> None:
         raise GroundingDinoLoadError(f"{source.name}: the tokenizer is not bert-base-uncased's (ids {ids})")
 
 
-def load_grounding_dino(path: str | Path, config_path: str | Path | None = None, device="cpu",
-                        dtype: torch.dtype = torch.float32) -> GroundingDino:
+def load_grounding_dino(
+    path: str | Path, config_path: str | Path | None = None, device="cpu", dtype: torch.dtype = torch.float32
+) -> GroundingDino:
     """Loads a GroundingDINO: an original checkpoint (.pth / .safetensors, with its .cfg.py given or
     found next to it, else read from the checkpoint) or a Hugging Face-format folder.
 
@@ -336,8 +342,7 @@ class GroundingDino:
     def __repr__(self) -> str:
         return f"GroundingDino({self.variant}, {self.source.name})"
 
-    def detect(self, images, phrases, box_threshold: float = 0.3,
-               text_threshold: float = 0.25) -> list[Detections]:
+    def detect(self, images, phrases, box_threshold: float = 0.3, text_threshold: float = 0.25) -> list[Detections]:
         """Boxes for the phrases on each image: a ComfyUI IMAGE batch (B, H, W, C) in [0, 1], or a
         list of images of different sizes.
 
@@ -366,7 +371,7 @@ class GroundingDino:
         with torch.inference_mode():
             for indices in groups.values():
                 for start in range(0, len(indices), self.max_batch):
-                    chunk = indices[start:start + self.max_batch]
+                    chunk = indices[start : start + self.max_batch]
                     batch = torch.stack([images[i] for i in chunk])
                     for i, found in zip(chunk, self._detect_batch(batch, [prompts[i] for i in chunk], threshold)):
                         results[i] = found
@@ -377,8 +382,14 @@ class GroundingDino:
         (B, Q, 4) float32, token offsets (B, T, 2))."""
         parameter = next(self.model.parameters())
         pixels = preprocess(images.to(parameter.device)).to(parameter.dtype)
-        tokens = self.tokenizer(captions, padding="longest", truncation=True, return_offsets_mapping=True,
-                                max_length=self.model.config.max_text_len, return_tensors="pt")
+        tokens = self.tokenizer(
+            captions,
+            padding="longest",
+            truncation=True,
+            return_offsets_mapping=True,
+            max_length=self.model.config.max_text_len,
+            return_tensors="pt",
+        )
         offsets = tokens.pop("offset_mapping")
         self.forward_passes += 1
         out = self.model(pixel_values=pixels, **{k: v.to(parameter.device) for k, v in tokens.items()})
@@ -391,8 +402,15 @@ class GroundingDino:
         return [_detections(*item, size, threshold, limit) for item in zip(probs, boxes, offsets, prompts)]
 
 
-def _detections(probs: torch.Tensor, boxes: torch.Tensor, offsets: torch.Tensor, prompt: Prompt,
-                size: tuple[int, int], threshold: float, token_limit: int) -> Detections:
+def _detections(
+    probs: torch.Tensor,
+    boxes: torch.Tensor,
+    offsets: torch.Tensor,
+    prompt: Prompt,
+    size: tuple[int, int],
+    threshold: float,
+    token_limit: int,
+) -> Detections:
     """One image's Detections from the model's output for it: the queries whose best phrase scores
     above `threshold`, best first, labelled with that phrase."""
     membership = _token_phrases(offsets, prompt)
@@ -404,10 +422,16 @@ def _detections(probs: torch.Tensor, boxes: torch.Tensor, offsets: torch.Tensor,
     lost = [phrase for phrase, tokens in zip(prompt.phrases, membership) if not tokens.any()]
     notes = [f"not searched (past GroundingDINO's {token_limit}-token prompt): {lost}"] if lost else []
     if not finite.all():
-        notes.append(f"{int((~finite).sum())} of {len(finite)} detector outputs were NaN and were dropped "
-                     "(a float16 overflow? load GroundingDINO in float32)")
+        notes.append(
+            f"{int((~finite).sum())} of {len(finite)} detector outputs were NaN and were dropped "
+            "(a float16 overflow? load GroundingDINO in float32)"
+        )
     note = "; ".join(notes)
     return Detections(
-        _boxes_xyxy(boxes[keep], *size), scores[keep], [prompt.phrases[i] for i in best[keep].tolist()], size, note,
+        _boxes_xyxy(boxes[keep], *size),
+        scores[keep],
+        [prompt.phrases[i] for i in best[keep].tolist()],
+        size,
+        note,
         {"phrases": list(prompt.phrases), "phrase_scores": per_phrase[keep]},
     )

@@ -141,6 +141,7 @@ SWIN_BACKBONES = {
 }
 VARIANTS = {"swin_T_224_1k": "swint_ogc", "swin_B_384_22k": "swinb_cogcoor"}
 
+
 def _indices(sd: dict, pattern: str) -> list[int]:
     """The distinct integers the first group of `pattern` matches among the keys, sorted."""
     found = {int(m.group(1)) for m in map(re.compile(pattern).match, sd) if m}
@@ -174,7 +175,7 @@ def backbone_name(geometry: SwinGeometry) -> str | None:
 
 
 def variant_name(geometry: SwinGeometry) -> str:
-    """"swint_ogc" / "swinb_cogcoor" for the released models' backbones, the backbone's name for
+    """ "swint_ogc" / "swinb_cogcoor" for the released models' backbones, the backbone's name for
     the other known ones, "custom" otherwise."""
     name = backbone_name(geometry)
     return VARIANTS.get(name, name.lower() if name else "custom")
@@ -235,7 +236,7 @@ def _check_cfg(values: dict, name: str) -> None:
     if wrong:
         raise GroundingDinoLoadError(
             f"{name} asks for settings transformers' GroundingDINO does not implement: {wrong} "
-            f"(the released models use {({k: REQUIRED_CFG.get(k, DEFAULT_CFG[k]) for k in wrong})})"
+            f"(the released models use { ({k: REQUIRED_CFG.get(k, DEFAULT_CFG[k]) for k in wrong}) })"
         )
 
 
@@ -337,13 +338,23 @@ Target = str | _Fused | Callable[[re.Match], str]
 # start}). The first matching prefix wins; the rest of the key is kept. From transformers'
 # convert_grounding_dino_to_hf.py, updated for transformers 5's module names.
 _BLOCKS: list[tuple[str, Target, dict[str, Target]]] = [
-    (r"backbone\.0\.patch_embed\.", _SWIN + "swin.embeddings.",
-     {"proj.": "patch_embeddings.projection.", "norm.": "norm."}),
-    (r"backbone\.0\.layers\.(\d+)\.blocks\.(\d+)\.", _SWIN + r"swin.encoder.layers.\1.blocks.\2.",
-     {"norm1.": "layernorm_before.", "norm2.": "layernorm_after.", "mlp.": "mlp.",
-      "attn.qkv.": _Fused("attention.{}.", ("q_proj", "k_proj", "v_proj")),
-      "attn.proj.": "attention.o_proj.",
-      "attn.relative_position_bias_table": "attention.relative_position_bias.relative_position_bias_table"}),
+    (
+        r"backbone\.0\.patch_embed\.",
+        _SWIN + "swin.embeddings.",
+        {"proj.": "patch_embeddings.projection.", "norm.": "norm."},
+    ),
+    (
+        r"backbone\.0\.layers\.(\d+)\.blocks\.(\d+)\.",
+        _SWIN + r"swin.encoder.layers.\1.blocks.\2.",
+        {
+            "norm1.": "layernorm_before.",
+            "norm2.": "layernorm_after.",
+            "mlp.": "mlp.",
+            "attn.qkv.": _Fused("attention.{}.", ("q_proj", "k_proj", "v_proj")),
+            "attn.proj.": "attention.o_proj.",
+            "attn.relative_position_bias_table": "attention.relative_position_bias.relative_position_bias_table",
+        },
+    ),
     (r"backbone\.0\.layers\.(\d+)\.downsample\.", _SWIN + r"swin.encoder.layers.\1.downsample.", {"": ""}),
     (r"backbone\.0\.norm(\d+)\.", lambda m: f"{_SWIN}hidden_states_norms.stage{int(m.group(1)) + 1}.", {"": ""}),
     (r"bert\.", "model.text_backbone.", {"": ""}),
@@ -354,23 +365,62 @@ _BLOCKS: list[tuple[str, Target, dict[str, Target]]] = [
     (r"transformer\.refpoint_embed\.", "model.reference_points.", {"": ""}),
     (r"transformer\.enc_output", "model.enc_output", {"": ""}),  # also enc_output_norm
     (r"transformer\.enc_out_bbox_embed\.", "model.encoder_output_bbox_embed.", {"": ""}),
-    (r"transformer\.encoder\.layers\.(\d+)\.", r"model.encoder.layers.\1.deformable_layer.",
-     {"self_attn.": "self_attn.", "norm1.": "self_attn_layer_norm.", "linear1.": "fc1.", "linear2.": "fc2.",
-      "norm2.": "final_layer_norm."}),
-    (r"transformer\.encoder\.text_layers\.(\d+)\.", r"model.encoder.layers.\1.text_enhancer_layer.",
-     {"self_attn.in_proj_": _Fused("self_attn.{}.", _MHA), "self_attn.out_proj.": "self_attn.out_proj.",
-      "linear1.": "fc1.", "linear2.": "fc2.", "norm1.": "layer_norm_before.", "norm2.": "layer_norm_after."}),
-    (r"transformer\.encoder\.fusion_layers\.(\d+)\.", r"model.encoder.layers.\1.fusion_layer.",
-     {"gamma_v": "vision_param", "gamma_l": "text_param", "layer_norm_v.": "layer_norm_vision.",
-      "layer_norm_l.": "layer_norm_text.", "attn.v_proj.": "attn.vision_proj.", "attn.l_proj.": "attn.text_proj.",
-      "attn.values_v_proj.": "attn.values_vision_proj.", "attn.values_l_proj.": "attn.values_text_proj.",
-      "attn.out_v_proj.": "attn.out_vision_proj.", "attn.out_l_proj.": "attn.out_text_proj."}),
-    (r"transformer\.decoder\.layers\.(\d+)\.", r"model.decoder.layers.\1.",
-     {"cross_attn.": "encoder_attn.", "norm1.": "encoder_attn_layer_norm.",
-      "ca_text.in_proj_": _Fused("encoder_attn_text.{}.", _MHA), "ca_text.out_proj.": "encoder_attn_text.out_proj.",
-      "catext_norm.": "encoder_attn_text_layer_norm.",
-      "self_attn.in_proj_": _Fused("self_attn.{}.", _MHA), "self_attn.out_proj.": "self_attn.out_proj.",
-      "norm2.": "self_attn_layer_norm.", "linear1.": "fc1.", "linear2.": "fc2.", "norm3.": "final_layer_norm."}),
+    (
+        r"transformer\.encoder\.layers\.(\d+)\.",
+        r"model.encoder.layers.\1.deformable_layer.",
+        {
+            "self_attn.": "self_attn.",
+            "norm1.": "self_attn_layer_norm.",
+            "linear1.": "fc1.",
+            "linear2.": "fc2.",
+            "norm2.": "final_layer_norm.",
+        },
+    ),
+    (
+        r"transformer\.encoder\.text_layers\.(\d+)\.",
+        r"model.encoder.layers.\1.text_enhancer_layer.",
+        {
+            "self_attn.in_proj_": _Fused("self_attn.{}.", _MHA),
+            "self_attn.out_proj.": "self_attn.out_proj.",
+            "linear1.": "fc1.",
+            "linear2.": "fc2.",
+            "norm1.": "layer_norm_before.",
+            "norm2.": "layer_norm_after.",
+        },
+    ),
+    (
+        r"transformer\.encoder\.fusion_layers\.(\d+)\.",
+        r"model.encoder.layers.\1.fusion_layer.",
+        {
+            "gamma_v": "vision_param",
+            "gamma_l": "text_param",
+            "layer_norm_v.": "layer_norm_vision.",
+            "layer_norm_l.": "layer_norm_text.",
+            "attn.v_proj.": "attn.vision_proj.",
+            "attn.l_proj.": "attn.text_proj.",
+            "attn.values_v_proj.": "attn.values_vision_proj.",
+            "attn.values_l_proj.": "attn.values_text_proj.",
+            "attn.out_v_proj.": "attn.out_vision_proj.",
+            "attn.out_l_proj.": "attn.out_text_proj.",
+        },
+    ),
+    (
+        r"transformer\.decoder\.layers\.(\d+)\.",
+        r"model.decoder.layers.\1.",
+        {
+            "cross_attn.": "encoder_attn.",
+            "norm1.": "encoder_attn_layer_norm.",
+            "ca_text.in_proj_": _Fused("encoder_attn_text.{}.", _MHA),
+            "ca_text.out_proj.": "encoder_attn_text.out_proj.",
+            "catext_norm.": "encoder_attn_text_layer_norm.",
+            "self_attn.in_proj_": _Fused("self_attn.{}.", _MHA),
+            "self_attn.out_proj.": "self_attn.out_proj.",
+            "norm2.": "self_attn_layer_norm.",
+            "linear1.": "fc1.",
+            "linear2.": "fc2.",
+            "norm3.": "final_layer_norm.",
+        },
+    ),
     (r"transformer\.decoder\.norm\.", "model.decoder.layer_norm.", {"": ""}),
     (r"transformer\.decoder\.ref_point_head\.", "model.decoder.reference_points_head.", {"": ""}),
     (r"transformer\.decoder\.bbox_embed\.", "model.decoder.bbox_embed.", {"": ""}),
@@ -402,10 +452,10 @@ def _rename(key: str) -> tuple[str, tuple[str, ...] | None] | None:
         if not match:
             continue
         head = prefix(match) if callable(prefix) else match.expand(prefix)
-        rest = key[match.end():]
+        rest = key[match.end() :]
         for start, target in suffixes.items():
             if rest.startswith(start):
-                tail = rest[len(start):]
+                tail = rest[len(start) :]
                 if isinstance(target, _Fused):
                     return head + target.template + tail, target.parts
                 return head + target + tail, None

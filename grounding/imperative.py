@@ -32,7 +32,7 @@ def find_verb(doc) -> VerbMatch:
             j += 1
         if not (j < n and low(doc[j]) in VERB_FORMS and doc[j - 1].text.lower() == "to"):
             return i, "have", j
-        i = j                           # "I want you to remove the lamp"
+        i = j  # "I want you to remove the lamp"
     if i < n and low(doc[i]) in ("let", "let's", "lets"):
         return _let(doc, i)
     if i >= n:
@@ -57,7 +57,7 @@ def _skip_preamble(doc) -> int:
 
 
 def _let(doc, i: int) -> VerbMatch:
-    """"let's see a dog", "let us have ...", "let the dogs run": the verb "have"."""
+    """ "let's see a dog", "let us have ...", "let the dogs run": the verb "have"."""
     j = i + 1
     if j < len(doc) and low(doc[j]) in ("'s", "us"):
         j += 1
@@ -83,8 +83,12 @@ def _with_particle(doc, i: int, lemma: str) -> VerbMatch:
         return i, "remove", j + 2
     if lemma == "take" and j < n and low(doc[j]) in ("out", "away", "off", "down"):
         return i, "remove", j + 1
-    if j < n and low(doc[j]) in ("out", "up", "in", "down") and doc[j].tag_ in ("RP", "RB", "IN") \
-            and not (j + 1 < n and low(doc[j + 1]) in ("of",)):
+    if (
+        j < n
+        and low(doc[j]) in ("out", "up", "in", "down")
+        and doc[j].tag_ in ("RP", "RB", "IN")
+        and not (j + 1 < n and low(doc[j + 1]) in ("of",))
+    ):
         if lemma in ("take",):
             return i, "remove", j + 1
         if lemma in ("bring", "put", "set") and low(doc[j]) == "in":
@@ -92,14 +96,18 @@ def _with_particle(doc, i: int, lemma: str) -> VerbMatch:
         if low(doc[j]) in ("out", "up"):
             j += 1
     # "take the cup away / out"
-    if lemma == "take" and j < n and low(doc[j]) != "out" \
-            and any(low(doc[k]) in ("away", "out", "off") for k in range(j, min(n, j + 8))):
+    if (
+        lemma == "take"
+        and j < n
+        and low(doc[j]) != "out"
+        and any(low(doc[k]) in ("away", "out", "off") for k in range(j, min(n, j + 8)))
+    ):
         return i, "remove", j
     return i, lemma, j
 
 
 def kind_for(lemma: str | None) -> str:
-    """"remove", "add" or "edit" for the verb of an imperative."""
+    """ "remove", "add" or "edit" for the verb of an imperative."""
     if lemma in REMOVE_VERBS:
         return "remove"
     if lemma in ADD_VERBS:

@@ -37,17 +37,19 @@ def analyse(text: str, nlp=None) -> InstructionAnalysis:
     try:
         clean = _clean(text)
     except Exception:
-        log.warning("instruction analysis: cannot turn a %s into text; treating it as a global edit",
-                    type(text).__name__, exc_info=True)
+        log.warning(
+            "instruction analysis: cannot turn a %s into text; treating it as a global edit",
+            type(text).__name__,
+            exc_info=True,
+        )
         return InstructionAnalysis(kind="global", simplified="")
     if not _looks_english(clean):
         return InstructionAnalysis(kind="global", simplified=clean)
-    nlp = nlp if nlp is not None else load_english()   # a missing pipeline is reported, not hidden
+    nlp = nlp if nlp is not None else load_english()  # a missing pipeline is reported, not hidden
     try:
         doc = nlp(_first_sentence_with_verb(clean), disable=_disabled(nlp))
     except Exception:
-        log.warning("instruction analysis: spaCy failed on %r; treating it as a global edit", clean,
-                    exc_info=True)
+        log.warning("instruction analysis: spaCy failed on %r; treating it as a global edit", clean, exc_info=True)
         return InstructionAnalysis(kind="global", simplified=clean)
     return _analyse_or_global(doc)
 
@@ -60,8 +62,11 @@ def analyse_many(texts: Iterable[str], nlp=None, batch_size: int = 256) -> list[
         try:
             cleaned.append(_clean(t))
         except Exception:
-            log.warning("instruction analysis: cannot turn a %s into text; treating it as a global edit",
-                        type(t).__name__, exc_info=True)
+            log.warning(
+                "instruction analysis: cannot turn a %s into text; treating it as a global edit",
+                type(t).__name__,
+                exc_info=True,
+            )
             cleaned.append("")
     english = [_looks_english(c) for c in cleaned]
     to_parse = [_first_sentence_with_verb(c) for c, ok in zip(cleaned, english) if ok]
@@ -81,8 +86,7 @@ def _analyse_or_global(doc) -> InstructionAnalysis:
     try:
         return analyse_doc(doc, doc.text)
     except Exception:
-        log.warning("instruction analysis failed on %r; treating it as a global edit", doc.text,
-                    exc_info=True)
+        log.warning("instruction analysis failed on %r; treating it as a global edit", doc.text, exc_info=True)
         return InstructionAnalysis(kind="global", simplified=doc.text)
 
 
@@ -109,7 +113,7 @@ def _looks_english(text: str) -> bool:
 
 
 def _first_sentence_with_verb(text: str) -> str:
-    """"It's too hazy. -> Remove the fog from the center.": keep the part that gives an order."""
+    """ "It's too hazy. -> Remove the fog from the center.": keep the part that gives an order."""
     parts = [p.strip() for p in re.split(r"->|=>|;|\.\s+", text) if p.strip()]
     if len(parts) > 1:
         for p in parts:

@@ -1,6 +1,6 @@
 """Mask operations of the grounding chain, in plain torch (no OpenCV).
 
-The reference (GIP2P / GGIP2P mask extractors, method notes §1.5, §2.7, §2.8) merges SAM's masks
+The reference (GIP2P / GGIP2P mask extractors, docs/method.md §1.5, §2.7, §2.8) merges SAM's masks
 by summing and clipping to 1, grows the result with `cv2.dilate` and an 11x11 all-ones kernel (one
 iteration, no blur), uses a filled rectangle for the "add" path and a half-image mask when only a
 direction is known. These functions reproduce those steps; `feather` is an optional extra the
@@ -69,7 +69,7 @@ def feather(mask: torch.Tensor, radius: float) -> torch.Tensor:
     sigma = radius / 2
     reach = max(1, math.ceil(3 * sigma))
     taps = torch.arange(-reach, reach + 1, dtype=torch.float32, device=mask.device)
-    kernel = torch.exp(-(taps ** 2) / (2 * sigma ** 2))
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
     kernel = kernel / kernel.sum()
     planes = _as_planes(mask)
     planes = F.conv2d(F.pad(planes, (reach, reach, 0, 0), mode="replicate"), kernel.view(1, 1, 1, -1))
@@ -102,11 +102,11 @@ def half(image_size: tuple[int, int], direction: str) -> torch.Tensor:
     if direction == "left":
         mask[:, : width // 2] = 1.0
     elif direction == "right":
-        mask[:, width // 2:] = 1.0
+        mask[:, width // 2 :] = 1.0
     elif direction == "top":
         mask[: height // 2] = 1.0
     elif direction == "bottom":
-        mask[height // 2:] = 1.0
+        mask[height // 2 :] = 1.0
     else:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
     return mask

@@ -36,8 +36,25 @@ from .lexicon import (
 )
 
 # words read as a pronoun mention whatever spaCy tags them
-PRONOUN_WORDS = ("him", "them", "he", "she", "they", "it", "me", "us", "you", "i", "we", "hers",
-                 "theirs", "themselves", "himself", "herself", "itself")
+PRONOUN_WORDS = (
+    "him",
+    "them",
+    "he",
+    "she",
+    "they",
+    "it",
+    "me",
+    "us",
+    "you",
+    "i",
+    "we",
+    "hers",
+    "theirs",
+    "themselves",
+    "himself",
+    "herself",
+    "itself",
+)
 DETERMINER_TAGS = ("DT", "PDT", "PRP$")
 # tags of the words that may stand inside a noun phrase
 _NP_INTERNAL_TAGS = ("JJ", "JJR", "JJS", "CD", "HYPH", "POS", "VBG", "VBN", "AFX", "FW") + NOUN_TAGS
@@ -48,11 +65,11 @@ _DIRECTIONAL_REGION_HEADS = ("left", "right", "top", "bottom", "center", "centre
 @dataclass
 class Mention:
     start: int
-    end: int            # exclusive
-    head: int           # token index of the head noun / pronoun
-    kind: str           # "np" | "pron" | "region"
-    poss_pron: int | None = None   # index of a possessive personal pronoun (her hair)
-    possessor: Mention | None = None   # "her cheek" in "her cheek's left side"
+    end: int  # exclusive
+    head: int  # token index of the head noun / pronoun
+    kind: str  # "np" | "pron" | "region"
+    poss_pron: int | None = None  # index of a possessive personal pronoun (her hair)
+    possessor: Mention | None = None  # "her cheek" in "her cheek's left side"
 
 
 # --------------------------------------------------------------------------------------------
@@ -125,20 +142,26 @@ def _standalone_pronoun(doc, i: int, begin: int, verb_lemma: str | None) -> bool
     if not (tok.tag_ == "PRP" or word in PRONOUN_WORDS):
         return False
     nxt = doc[i + 1] if i + 1 < len(doc) else None
-    possessive_her = (word == "her" and nxt is not None and _np_internal(nxt)
-                      and not (i == begin and verb_lemma in DATIVE_VERBS) and low(nxt) not in ("to",))
+    possessive_her = (
+        word == "her"
+        and nxt is not None
+        and _np_internal(nxt)
+        and not (i == begin and verb_lemma in DATIVE_VERBS)
+        and low(nxt) not in ("to",)
+    )
     return not possessive_her
 
 
 @dataclass
 class _PhraseScan:
     """What reading the words of one noun phrase found."""
-    end: int                                # first token not read
-    last_noun: int | None = None         # the head so far
-    poss_pron: int | None = None         # a possessive pronoun among the determiners
-    possessor: Mention | None = None     # "the cat" in "the cat's tail"
-    dir_of: bool = False                    # stopped at a direction word followed by "of"
-    complement: int | None = None        # start of a small-clause predicate after the object
+
+    end: int  # first token not read
+    last_noun: int | None = None  # the head so far
+    poss_pron: int | None = None  # a possessive pronoun among the determiners
+    possessor: Mention | None = None  # "the cat" in "the cat's tail"
+    dir_of: bool = False  # stopped at a direction word followed by "of"
+    complement: int | None = None  # start of a small-clause predicate after the object
 
 
 def _read_noun_phrase(doc, i: int, begin: int, verb_lemma: str | None, out: list[Mention]) -> int:
@@ -166,7 +189,7 @@ def _read_noun_phrase(doc, i: int, begin: int, verb_lemma: str | None, out: list
             k += 1
         return k
     if scan.dir_of and end == scan.end:
-        return scan.end + 1     # the direction word belongs to the gap: "right of"
+        return scan.end + 1  # the direction word belongs to the gap: "right of"
     return end
 
 
@@ -182,15 +205,13 @@ def _skip_determiners(doc, i: int) -> tuple[int, int | None]:
     return j, poss
 
 
-def _scan_phrase(doc, i: int, j: int, poss: int | None, is_object: bool,
-                 verb_lemma: str | None) -> _PhraseScan:
+def _scan_phrase(doc, i: int, j: int, poss: int | None, is_object: bool, verb_lemma: str | None) -> _PhraseScan:
     """Read the modifiers and nouns of the phrase that starts at i (its determiners end at j)."""
     n = len(doc)
     scan = _PhraseScan(end=j, poss_pron=poss)
     k = j
     while k < n:
-        compound = not _np_internal(doc[k]) and _verb_tagged_compound(doc, k, scan.last_noun, is_object,
-                                                                      verb_lemma)
+        compound = not _np_internal(doc[k]) and _verb_tagged_compound(doc, k, scan.last_noun, is_object, verb_lemma)
         if not (compound or _np_internal(doc[k])):
             break
         word = low(doc[k])
@@ -199,7 +220,7 @@ def _scan_phrase(doc, i: int, j: int, poss: int | None, is_object: bool,
             scan.dir_of = True
             break
         if is_object and verb_lemma in COMPLEMENT_VERBS and _small_clause_predicate(doc, k, scan.last_noun):
-            scan.complement = k      # "make the bridge rusty": the object, then what it becomes
+            scan.complement = k  # "make the bridge rusty": the object, then what it becomes
             break
         if doc[k].tag_ == "POS" or word in ("'s", "'"):
             if scan.last_noun is not None:
@@ -219,15 +240,18 @@ def _scan_phrase(doc, i: int, j: int, poss: int | None, is_object: bool,
 
 
 def _starts_second_phrase(doc, k: int, last_noun: int | None) -> bool:
-    """"The left woman short pink hair", "the wallpaper Scandinavian": after a lower-case common
+    """ "The left woman short pink hair", "the wallpaper Scandinavian": after a lower-case common
     noun, an adjective before another noun or a capitalised word starts a second phrase."""
     if last_noun is None:
         return False
     noun, tok = doc[last_noun], doc[k]
     if low(noun) != noun.text or noun.tag_ not in ("NN", "NNS") or low(tok) in DIRECTION_WORDS:
         return False
-    if tok.tag_ in ("JJ", "JJR", "JJS") and low(tok) not in ORDINALS and any(
-            is_noun(doc[q]) for q in range(k + 1, min(len(doc), k + 4))):
+    if (
+        tok.tag_ in ("JJ", "JJR", "JJS")
+        and low(tok) not in ORDINALS
+        and any(is_noun(doc[q]) for q in range(k + 1, min(len(doc), k + 4)))
+    ):
         return True
     return tok.text[:1].isupper() and tok.tag_ in ("NNP", "NNPS", "NN", "JJ")
 
@@ -239,14 +263,18 @@ def _small_clause_predicate(doc, k: int, last_noun: int | None) -> bool:
         return False
     subj, pred = doc[last_noun], doc[k]
     if pred.tag_ in ("VB", "VBD", "VBP", "VBZ", "MD") or low(subj) in DIRECTION_WORDS:
-        return False        # "have the top rose be wilted": "rose" is the noun, "top" its modifier
-    return (subj.dep_ == "nsubj" and subj.head.i == k and pred.head.i < subj.i
-            and pred.head.pos_ in ("VERB", "AUX") and pred.dep_ in ("ccomp", "xcomp", "oprd", "acomp", "dobj"))
+        return False  # "have the top rose be wilted": "rose" is the noun, "top" its modifier
+    return (
+        subj.dep_ == "nsubj"
+        and subj.head.i == k
+        and pred.head.i < subj.i
+        and pred.head.pos_ in ("VERB", "AUX")
+        and pred.dep_ in ("ccomp", "xcomp", "oprd", "acomp", "dobj")
+    )
 
 
-def _verb_tagged_compound(doc, k: int, last_noun: int | None, is_object: bool,
-                          verb_lemma: str | None) -> bool:
-    """"Turn the books stack on the right into ...": a noun after a noun, mis-tagged as a verb.
+def _verb_tagged_compound(doc, k: int, last_noun: int | None, is_object: bool, verb_lemma: str | None) -> bool:
+    """ "Turn the books stack on the right into ...": a noun after a noun, mis-tagged as a verb.
 
     Only in the direct object of an imperative whose verb cannot take an object followed by a bare
     verb (unlike "make the birds fly", "let the dogs run"), and only before a preposition ("on",
@@ -258,8 +286,14 @@ def _verb_tagged_compound(doc, k: int, last_noun: int | None, is_object: bool,
         return False
     tok = doc[k]
     word = low(tok)
-    if tok.tag_ not in ("VB", "VBP", "VBZ") or not tok.text.isalpha() or not tok.text.islower() \
-            or word in VERB_FORMS or word in AUXILIARIES or word in LINKING_VERBS:
+    if (
+        tok.tag_ not in ("VB", "VBP", "VBZ")
+        or not tok.text.isalpha()
+        or not tok.text.islower()
+        or word in VERB_FORMS
+        or word in AUXILIARIES
+        or word in LINKING_VERBS
+    ):
         return False
     nxt = doc[k + 1] if k + 1 < len(doc) else None
     return nxt is None or nxt.is_punct or nxt.tag_ in ("IN", "TO") or low(nxt) in LOC_PREPS
@@ -272,7 +306,7 @@ def _is_region(doc, m: Mention) -> bool:
     if head not in REGION_NOUNS:
         return False
     has_dir = False
-    for t in doc[m.start:m.end]:
+    for t in doc[m.start : m.end]:
         word = low(t)
         if t.i == m.head:
             continue
@@ -286,8 +320,12 @@ def _is_region(doc, m: Mention) -> bool:
 def _region_modifier(tok) -> bool:
     """A word that may stand before a region noun: "the", "her", "'s", "far", "upper", "whole" ..."""
     word = low(tok)
-    return word in DETERMINERS or tok.tag_ in DETERMINER_TAGS + ("POS",) or word in REGION_MODS \
+    return (
+        word in DETERMINERS
+        or tok.tag_ in DETERMINER_TAGS + ("POS",)
+        or word in REGION_MODS
         or word in POSSESSIVE_PRONOUNS + ("'s",)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -317,21 +355,22 @@ def is_plural(doc, m: Mention) -> bool:
         return False
     if doc[m.head].tag_ in ("NNS", "NNPS"):
         return True
-    return any(low(t) in PLURAL_QUANT for t in doc[m.start:m.end])
+    return any(low(t) in PLURAL_QUANT for t in doc[m.start : m.end])
 
 
 def is_indefinite(doc, m: Mention) -> bool:
     """A new thing: "a vase", "some trees", "two cats", bare nouns ("more trees", "Bigfoot")."""
     first = doc[m.start]
     word = low(first)
-    if word in ("a", "an", "some", "more", "another", "several", "many", "few", "extra", "additional") \
-            or (first.like_num and word not in ORDINALS):
+    if word in ("a", "an", "some", "more", "another", "several", "many", "few", "extra", "additional") or (
+        first.like_num and word not in ORDINALS
+    ):
         return True
     if m.kind != "np" or m.poss_pron is not None or m.possessor is not None:
         return False
     if word in DETERMINERS or first.tag_ in DETERMINER_TAGS:
         return False
-    return not any(low(t) in ORDINALS for t in doc[m.start:m.end])
+    return not any(low(t) in ORDINALS for t in doc[m.start : m.end])
 
 
 def grounding_phrase(doc, m: Mention, mentions: list[Mention], drop: set[int]) -> str:
@@ -344,10 +383,17 @@ def grounding_phrase(doc, m: Mention, mentions: list[Mention], drop: set[int]) -
     if hw in PLURAL_PRONOUNS:
         return _plural_antecedent(doc, m, mentions) or "people"
     words = []
-    for t in doc[m.start:m.end]:
+    for t in doc[m.start : m.end]:
         word = low(t)
-        if t.i in drop or word in DETERMINERS or t.tag_ in DETERMINER_TAGS or word in ORDINALS \
-                or word in DIRECTION_WORDS or word in ("far",) or word in POSSESSIVE_PRONOUNS:
+        if (
+            t.i in drop
+            or word in DETERMINERS
+            or t.tag_ in DETERMINER_TAGS
+            or word in ORDINALS
+            or word in DIRECTION_WORDS
+            or word in ("far",)
+            or word in POSSESSIVE_PRONOUNS
+        ):
             continue
         words.append(t.text_with_ws)
     phrase = "".join(words).strip()
@@ -368,7 +414,7 @@ def _plural_antecedent(doc, m: Mention, mentions: list[Mention]) -> str | None:
 def direction_of(doc, m: Mention) -> str | None:
     """The direction a region names ("the left side" -> left; "the top left corner" -> left)."""
     vertical = None
-    for t in doc[m.start:m.end]:
+    for t in doc[m.start : m.end]:
         word = low(t)
         if word in DIRECTION_WORDS:
             if word in ("top", "bottom") and t.i < m.head and low(doc[m.head]) in ("left", "right", "corner"):
@@ -392,8 +438,12 @@ def inline_direction(doc, m: Mention) -> tuple[str | None, list[int]]:
             found = found or DIRECTION_WORDS[word]
             idx.append(k)
             # "left-hand", "right-side", "top-most"
-            if k + 2 < m.end and doc[k + 1].tag_ == "HYPH" and low(doc[k + 2]) in ("hand", "side", "most") \
-                    and k + 2 != m.head:
+            if (
+                k + 2 < m.end
+                and doc[k + 1].tag_ == "HYPH"
+                and low(doc[k + 2]) in ("hand", "side", "most")
+                and k + 2 != m.head
+            ):
                 idx += [k + 1, k + 2]
             if k - 1 >= m.start and low(doc[k - 1]) in ("far", "very", "extreme"):
                 idx.append(k - 1)

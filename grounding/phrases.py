@@ -4,9 +4,10 @@ Two modes:
 - "guided" (GGIP2P): the instruction analyser names the target, its anchor and the simplified
   instruction; the other noun phrases stay as candidates so the CLIP filter can still rescue a
   target the detector does not find.
-- "noun chunks" (GIP2P reference, §1.3): spaCy's noun chunks, cleaned of what the reference
+- "noun chunks" (GIP2P, docs/method.md §1.3): spaCy's noun chunks, cleaned of what the reference
   wrongly keeps (bare pronouns, "the image"), and no target: the CLIP filter decides.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,10 +18,44 @@ from .spacy_pipeline import load_english
 
 MODES = ("guided", "noun chunks")
 
-DETERMINERS = {"the", "a", "an", "this", "that", "these", "those", "some", "any", "all", "every",
-               "each", "both", "its", "his", "her", "their", "my", "your", "our"}
-PICTURE_WORDS = {"image", "picture", "photo", "photograph", "scene", "frame", "shot", "painting",
-                 "background", "foreground", "style", "color", "colour", "everything"}
+DETERMINERS = {
+    "the",
+    "a",
+    "an",
+    "this",
+    "that",
+    "these",
+    "those",
+    "some",
+    "any",
+    "all",
+    "every",
+    "each",
+    "both",
+    "its",
+    "his",
+    "her",
+    "their",
+    "my",
+    "your",
+    "our",
+}
+PICTURE_WORDS = {
+    "image",
+    "picture",
+    "photo",
+    "photograph",
+    "scene",
+    "frame",
+    "shot",
+    "painting",
+    "background",
+    "foreground",
+    "style",
+    "color",
+    "colour",
+    "everything",
+}
 
 
 @dataclass
@@ -50,12 +85,16 @@ class PhraseSet:
         return out
 
     def summary(self) -> str:
-        lines = [f"candidates: {', '.join(self.candidates) or '(none)'}",
-                 f"target: {self.target or '(CLIP filter decides)'}"]
+        lines = [
+            f"candidates: {', '.join(self.candidates) or '(none)'}",
+            f"target: {self.target or '(CLIP filter decides)'}",
+        ]
         if self.analysis is not None:
             a = self.analysis
-            lines.append(f"kind: {a.kind}, plural: {a.plural}, direction: {a.direction}, "
-                         f"ordinal: {a.ordinal}, relation: {a.relation}")
+            lines.append(
+                f"kind: {a.kind}, plural: {a.plural}, direction: {a.direction}, "
+                f"ordinal: {a.ordinal}, relation: {a.relation}"
+            )
         if self.anchor:
             lines.append(f"anchor: {self.anchor}")
         lines.append(f"simplified: {self.simplified}")
@@ -81,7 +120,7 @@ def _unique(phrases) -> list[str]:
 
 
 def noun_chunk_phrases(instruction: str, nlp=None) -> list[str]:
-    """spaCy's noun chunks (reference §1.3), cleaned: no pronoun-headed chunks ("it", "him"),
+    """spaCy's noun chunks (docs/method.md §1.3), cleaned: no pronoun-headed chunks ("it", "him"),
     no chunks about the picture itself ("the image"), determiners dropped, duplicates dropped."""
     nlp = nlp if nlp is not None else load_english()
     doc = nlp(instruction[:500])
@@ -102,8 +141,7 @@ def extract(instruction: str, mode: str = "guided", nlp=None) -> PhraseSet:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
     text = instruction if isinstance(instruction, str) else ""
     if mode == "noun chunks":
-        return PhraseSet(text, noun_chunk_phrases(text, nlp) if text.strip() else [],
-                         simplified=text.strip())
+        return PhraseSet(text, noun_chunk_phrases(text, nlp) if text.strip() else [], simplified=text.strip())
     a = analyse(text, nlp=nlp)
     target = detector_phrase(a.grounding_phrase)
     anchor = detector_phrase(a.anchor)
@@ -112,6 +150,7 @@ def extract(instruction: str, mode: str = "guided", nlp=None) -> PhraseSet:
         candidates: list[str] = []
     else:
         # "left car" beside "car" is the same object with its locating word: detect it once
-        candidates = _unique([target] + [p for p in others if p != anchor
-                                         and not (target and p and p.endswith(" " + target))])
+        candidates = _unique(
+            [target] + [p for p in others if p != anchor and not (target and p and p.endswith(" " + target))]
+        )
     return PhraseSet(text, candidates, target, anchor, a.simplified or text.strip(), a)

@@ -23,15 +23,14 @@ import torch
 
 from .checkpoint_files import CheckpointFileError, ModelFileError, read_state_dict
 
-SAMS_FOLDER_HINT = ("an original Segment Anything checkpoint (e.g. sam_vit_h_4b8939.pth) "
-                    "in ComfyUI's models/sams folder")
+SAMS_FOLDER_HINT = "an original Segment Anything checkpoint (e.g. sam_vit_h_4b8939.pth) in ComfyUI's models/sams folder"
 
 # segment_anything's builder hardcodes these (1024 px input, 16 px patches, 14-token windows).
 _IMAGE_SIZE = 1024
 _PATCH_SIZE = 16
 _WINDOW_SIZE = 14
-_GLOBAL_REL_POS = 2 * (_IMAGE_SIZE // _PATCH_SIZE) - 1   # 127: rel-pos table of a global block
-_WINDOW_REL_POS = 2 * _WINDOW_SIZE - 1                   # 27: rel-pos table of a windowed block
+_GLOBAL_REL_POS = 2 * (_IMAGE_SIZE // _PATCH_SIZE) - 1  # 127: rel-pos table of a global block
+_WINDOW_REL_POS = 2 * _WINDOW_SIZE - 1  # 27: rel-pos table of a windowed block
 
 # The three published image encoders: (embed dim, depth, heads, global-attention blocks).
 _VARIANTS = {
@@ -41,8 +40,13 @@ _VARIANTS = {
 }
 
 # Keys that only the HQ-SAM fork's mask decoder has.
-_HQ_SAM_MARKERS = ("mask_decoder.hf_token", "mask_decoder.hf_mlp", "mask_decoder.compress_vit_feat",
-                   "mask_decoder.embedding_encoder", "mask_decoder.embedding_maskfeature")
+_HQ_SAM_MARKERS = (
+    "mask_decoder.hf_token",
+    "mask_decoder.hf_mlp",
+    "mask_decoder.compress_vit_feat",
+    "mask_decoder.embedding_encoder",
+    "mask_decoder.embedding_maskfeature",
+)
 _PATCH_KEY = "image_encoder.patch_embed.proj.weight"
 
 
@@ -65,7 +69,7 @@ class SamArchitecture:
 
     @property
     def variant(self) -> str:
-        """"vit_b", "vit_l" or "vit_h" for the published encoders, else "custom"."""
+        """ "vit_b", "vit_l" or "vit_h" for the published encoders, else "custom"."""
         for name, spec in _VARIANTS.items():
             if spec == (self.embed_dim, self.depth, self.num_heads, self.global_attn_indexes):
                 return name
@@ -88,8 +92,11 @@ def sam_architecture(state_dict: dict, name: str = "the checkpoint") -> SamArchi
         raise _not_sam(name, f"no SAM image encoder ({_PATCH_KEY})")
     embed_dim = int(patch.shape[0])
     if tuple(patch.shape[1:]) != (3, _PATCH_SIZE, _PATCH_SIZE):
-        raise _not_sam(name, f"its encoder takes {tuple(patch.shape[1:])} patches, but segment_anything "
-                             f"builds (3, {_PATCH_SIZE}, {_PATCH_SIZE}) patches")
+        raise _not_sam(
+            name,
+            f"its encoder takes {tuple(patch.shape[1:])} patches, but segment_anything "
+            f"builds (3, {_PATCH_SIZE}, {_PATCH_SIZE}) patches",
+        )
     blocks = sorted({int(k.split(".")[2]) for k in state_dict if k.startswith("image_encoder.blocks.")})
     if not blocks or blocks != list(range(len(blocks))):
         raise _not_sam(name, "its image encoder blocks are missing or not numbered 0..N-1")
@@ -101,8 +108,11 @@ def sam_architecture(state_dict: dict, name: str = "the checkpoint") -> SamArchi
         if rel_pos.shape[0] == _GLOBAL_REL_POS:
             global_blocks.append(i)
         elif rel_pos.shape[0] != _WINDOW_REL_POS:
-            raise _not_sam(name, f"encoder block {i} has a {rel_pos.shape[0]}-row relative-position table "
-                                 f"(SAM has {_GLOBAL_REL_POS} for global, {_WINDOW_REL_POS} for windowed blocks)")
+            raise _not_sam(
+                name,
+                f"encoder block {i} has a {rel_pos.shape[0]}-row relative-position table "
+                f"(SAM has {_GLOBAL_REL_POS} for global, {_WINDOW_REL_POS} for windowed blocks)",
+            )
         head_dims.add(int(rel_pos.shape[1]))
     if len(head_dims) != 1 or embed_dim % next(iter(head_dims)):
         raise _not_sam(name, f"attention head widths {sorted(head_dims)} do not fit embed dim {embed_dim}")
@@ -132,14 +142,15 @@ def load_sam(path) -> "SamModel":
     if any(k.startswith(_HQ_SAM_MARKERS) for k in state_dict):
         raise _not_sam(path.name, "this is an HQ-SAM checkpoint, and HQ-SAM is not supported yet")
     arch = sam_architecture(state_dict, path.name)
-    sam = _build_sam(arch.embed_dim, arch.depth, arch.num_heads, list(arch.global_attn_indexes),
-                     checkpoint=None)
+    sam = _build_sam(arch.embed_dim, arch.depth, arch.num_heads, list(arch.global_attn_indexes), checkpoint=None)
     try:
         sam.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())
-        raise _not_sam(path.name, f"its weights do not fit the SAM {arch.variant} architecture read from "
-                                  f"their shapes ({detail[:300]})") from exc
+        raise _not_sam(
+            path.name,
+            f"its weights do not fit the SAM {arch.variant} architecture read from their shapes ({detail[:300]})",
+        ) from exc
     return SamModel(sam.eval(), arch.variant)
 
 
@@ -211,8 +222,10 @@ class SamModel(torch.nn.Module):
         with torch.inference_mode(), autocast:
             self._set_image(predictor, pixels, device, dtype)
             prompt = predictor.transform.apply_boxes_torch(boxes, (height, width)).to(device)
-            masks = [predictor.predict_torch(None, None, boxes=chunk, multimask_output=False)[0][:, 0].cpu()
-                     for chunk in prompt.split(self.decoder_batch)]
+            masks = [
+                predictor.predict_torch(None, None, boxes=chunk, multimask_output=False)[0][:, 0].cpu()
+                for chunk in prompt.split(self.decoder_batch)
+            ]
         return torch.cat(masks)
 
 

@@ -1,4 +1,4 @@
-"""Guided box selection (GGIP2P, reference §2.5-2.8): which of the detected boxes the edit is for.
+"""Guided box selection (GGIP2P, docs/method.md §2.5-2.8): which of the detected boxes the edit is for.
 
 Given the instruction's analysis and the boxes of one image, `select` keeps one box for a
 singular target and every box for a plural one, resolves "the left car" / "the second car from
@@ -10,6 +10,7 @@ Rectangles that should be filled as they are (additions, half-image and whole-im
 are returned as boxes with `extra["fill"] = True`: the mask node paints them instead of running
 SAM on them. Every result carries a `note` that says what was chosen and why.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -20,9 +21,9 @@ from .detections import Detections
 from .instruction import InstructionAnalysis
 
 DIRECTIONS = ("left", "right", "top", "bottom", "center")
-CONTAINMENT = 0.9           # GGIP2P: a box inside another by more than this is a duplicate
-MIN_ADD_SIZE = 50           # GGIP2P clamps the new object's size to at least 50 px
-ADD_SIZE_RATIO = 1.0        # size prior for additions: the new object as large as its anchor
+CONTAINMENT = 0.9  # GGIP2P: a box inside another by more than this is a duplicate
+MIN_ADD_SIZE = 50  # GGIP2P clamps the new object's size to at least 50 px
+ADD_SIZE_RATIO = 1.0  # size prior for additions: the new object as large as its anchor
 
 
 def _area(b: torch.Tensor) -> torch.Tensor:
@@ -34,7 +35,7 @@ def _centres(b: torch.Tensor) -> torch.Tensor:
 
 
 def containment_filter(det: Detections, plural: bool, threshold: float = CONTAINMENT) -> Detections:
-    """Drop duplicate boxes (GGIP2P §2.5): when one box lies inside another (intersection over its
+    """Drop duplicate boxes (GGIP2P, docs/method.md §2.5): when one box lies inside another (intersection over its
     own area above `threshold`), a singular target keeps the smaller box (the object, not a group
     around it) and a plural target keeps the larger one (the group). Identical boxes keep one."""
     n = len(det)
@@ -50,10 +51,11 @@ def containment_filter(det: Detections, plural: bool, threshold: float = CONTAIN
         for j in range(n):
             if i == j or i in drop or j in drop:
                 continue
-            if inter[i, j] / area[j] > threshold:          # j lies inside i
+            if inter[i, j] / area[j] > threshold:  # j lies inside i
                 if torch.equal(b[i], b[j]):
-                    drop.add(max(i, j) if det.scores[i] == det.scores[j]
-                             else (i if det.scores[i] < det.scores[j] else j))
+                    drop.add(
+                        max(i, j) if det.scores[i] == det.scores[j] else (i if det.scores[i] < det.scores[j] else j)
+                    )
                 else:
                     larger, smaller = (i, j) if area[i] >= area[j] else (j, i)
                     drop.add(smaller if plural else larger)
@@ -144,9 +146,14 @@ def _intersection_over_own_area(boxes: torch.Tensor, other: torch.Tensor) -> tor
     return (rb - lt).clamp(min=0).prod(-1) / _area(boxes).clamp(min=1e-6)
 
 
-def addition_box(anchor_box: torch.Tensor, direction: Optional[str], image_size: tuple[int, int],
-                 size_ratio: float = ADD_SIZE_RATIO, min_size: int = MIN_ADD_SIZE) -> torch.Tensor:
-    """Where a new object goes next to `anchor_box` (GGIP2P's placement table, §2.7).
+def addition_box(
+    anchor_box: torch.Tensor,
+    direction: Optional[str],
+    image_size: tuple[int, int],
+    size_ratio: float = ADD_SIZE_RATIO,
+    min_size: int = MIN_ADD_SIZE,
+) -> torch.Tensor:
+    """Where a new object goes next to `anchor_box` (GGIP2P's placement, docs/method.md §2.7).
 
     GGIP2P predicts the new object's size with a trained model whose weights are not public; the
     prior here is `size_ratio` times the anchor's size, clamped to [min_size, image size]. Right:
@@ -179,10 +186,15 @@ def addition_box(anchor_box: torch.Tensor, direction: Optional[str], image_size:
 def region_box(image_size: tuple[int, int], direction: Optional[str]) -> torch.Tensor:
     """The half of the image at `direction` ("add a sunset at the top"), or the whole image."""
     h, w = image_size
-    return torch.tensor({
-        "left": [0, 0, w / 2, h], "right": [w / 2, 0, w, h],
-        "top": [0, 0, w, h / 2], "bottom": [0, h / 2, w, h],
-    }.get(direction, [0, 0, w, h]), dtype=torch.float32)
+    return torch.tensor(
+        {
+            "left": [0, 0, w / 2, h],
+            "right": [w / 2, 0, w, h],
+            "top": [0, 0, w, h / 2],
+            "bottom": [0, h / 2, w, h],
+        }.get(direction, [0, 0, w, h]),
+        dtype=torch.float32,
+    )
 
 
 def _filled(box: torch.Tensor, label: str, image_size, note: str) -> Detections:
@@ -195,8 +207,9 @@ def _best(det: Detections) -> Detections:
     return det.subset([int(det.scores.argmax())]) if len(det) else det
 
 
-def select(analysis: Optional[InstructionAnalysis], detections: Detections, target: Optional[str],
-           anchor: Optional[str] = None) -> Detections:
+def select(
+    analysis: Optional[InstructionAnalysis], detections: Detections, target: Optional[str], anchor: Optional[str] = None
+) -> Detections:
     """The boxes the edit is about, on one image.
 
     analysis: the instruction's analysis (None: reference behaviour, every box of `target`);
@@ -224,12 +237,19 @@ def select(analysis: Optional[InstructionAnalysis], detections: Detections, targ
         if anchor_box is not None:
             box = addition_box(anchor_box, direction, size)
             where = f"{direction} of" if direction in ("left", "right", "top", "bottom") else "on"
-            return _filled(box, "add", size, f"addition: a rectangle {where} '{anchor}' "
-                           f"(size prior {ADD_SIZE_RATIO:g}x the anchor)")
+            return _filled(
+                box,
+                "add",
+                size,
+                f"addition: a rectangle {where} '{anchor}' (size prior {ADD_SIZE_RATIO:g}x the anchor)",
+            )
         region = direction if direction in ("left", "right", "top", "bottom") else None
-        return _filled(region_box(size, region), "add", size,
-                       f"addition: the {region} half of the image" if region
-                       else "addition with no anchor found: the whole image")
+        return _filled(
+            region_box(size, region),
+            "add",
+            size,
+            f"addition: the {region} half of the image" if region else "addition with no anchor found: the whole image",
+        )
 
     targets = detections.with_label(target) if target else detections.subset([])
     if len(targets) == 0:

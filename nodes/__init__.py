@@ -1,9 +1,8 @@
 """ComfyUI adapters (V3 schema). Relative imports only: ComfyUI owns the top-level names
 ``nodes``, ``utils``, ``comfy``..."""
 
-from typing_extensions import override
-
 from comfy_api.latest import ComfyExtension, io
+from typing_extensions import override
 
 from .grounding import GROUNDING_NODES
 from .late_restore import RestoreBackground
@@ -14,7 +13,13 @@ from .sampler import IP2PBlendedSampler
 
 register_folders()
 
-NODE_CLASSES: list[type[io.ComfyNode]] = [IP2PBlendedSampler, RestoreBackground, *LOADER_NODES, *GROUNDING_NODES, PreviewBoxes]
+NODE_CLASSES: list[type[io.ComfyNode]] = [
+    IP2PBlendedSampler,
+    RestoreBackground,
+    *LOADER_NODES,
+    *GROUNDING_NODES,
+    PreviewBoxes,
+]
 
 
 class GroundedIP2PExtension(ComfyExtension):

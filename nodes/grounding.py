@@ -7,14 +7,14 @@ filter then scores the phrases on those boxes instead of running the detector pe
 reference does. Each node also returns a readable `info` string, and every image of a batch gets
 its own boxes and mask.
 """
+
 from __future__ import annotations
 
 import logging
 
-import torch
-
 import comfy.model_management as mm
 import comfy.utils
+import torch
 from comfy_api.latest import io
 
 from ..grounding import masks as mask_ops
@@ -25,7 +25,7 @@ from ..grounding.selection import select
 from .images import rgb
 from .types import Boxes, ClipModel, GroundingDinoModel, Phrases, SamModel
 
-log = logging.getLogger("grounded_ip2p")
+log = logging.getLogger("grounded-ip2p")
 CATEGORY = "grounded-ip2p/grounding"
 
 
@@ -35,13 +35,17 @@ def _batch_text(lines: list[str]) -> str:
 
 def _check_batch(node: str, image: torch.Tensor, boxes: list[Detections]) -> None:
     if len(boxes) != image.shape[0]:
-        raise ValueError(f"{node}: the boxes are for {len(boxes)} image(s) but {image.shape[0]} image(s) "
-                         f"are connected. Connect the same image batch that was detected.")
+        raise ValueError(
+            f"{node}: the boxes are for {len(boxes)} image(s) but {image.shape[0]} image(s) "
+            f"are connected. Connect the same image batch that was detected."
+        )
     for i, det in enumerate(boxes):
         if tuple(det.image_size) != tuple(image.shape[1:3]):
-            raise ValueError(f"{node}: image {i} is {image.shape[2]}x{image.shape[1]} px but its boxes were "
-                             f"found on a {det.image_size[1]}x{det.image_size[0]} px image. Connect the "
-                             f"image that went into GroundingDINO Detect.")
+            raise ValueError(
+                f"{node}: image {i} is {image.shape[2]}x{image.shape[1]} px but its boxes were "
+                f"found on a {det.image_size[1]}x{det.image_size[0]} px image. Connect the "
+                f"image that went into GroundingDINO Detect."
+            )
 
 
 class NounPhraseExtract(io.ComfyNode):
@@ -54,20 +58,34 @@ class NounPhraseExtract(io.ComfyNode):
             display_name="Noun Phrase Extract",
             category=CATEGORY,
             description="Reads an edit instruction: the phrases a detector should look for, the object the "
-                        "edit is about (pronouns resolved, locating words removed) and the simplified "
-                        "instruction for the editor. Uses the installed English spaCy pipeline; offline.",
+            "edit is about (pronouns resolved, locating words removed) and the simplified "
+            "instruction for the editor. Uses the installed English spaCy pipeline; offline.",
             inputs=[
-                io.String.Input("instruction", multiline=True, default="make the left car purple",
-                                tooltip="The edit instruction, e.g. 'make the left car purple'."),
-                io.Combo.Input("mode", options=list(MODES), default="guided",
-                               tooltip="guided: GGIP2P's instruction understanding (target, plural, left/right, "
-                                       "'the lamp right of the bed', additions, pronouns). noun chunks: the "
-                                       "GIP2P reference, every noun phrase, the CLIP filter picks."),
+                io.String.Input(
+                    "instruction",
+                    multiline=True,
+                    default="make the left car purple",
+                    tooltip="The edit instruction, e.g. 'make the left car purple'.",
+                ),
+                io.Combo.Input(
+                    "mode",
+                    options=list(MODES),
+                    default="guided",
+                    tooltip="guided: GGIP2P's instruction understanding (target, plural, left/right, "
+                    "'the lamp right of the bed', additions, pronouns). noun chunks: the "
+                    "GIP2P reference, every noun phrase, the CLIP filter picks.",
+                ),
             ],
             outputs=[
-                Phrases.Output(display_name="phrases", tooltip="Candidates, target and analysis, for GroundingDINO Detect."),
-                io.String.Output(display_name="target", tooltip="The phrase the detector looks for (empty for a global edit)."),
-                io.String.Output(display_name="simplified", tooltip="The instruction without locating words, for CLIP Text Encode."),
+                Phrases.Output(
+                    display_name="phrases", tooltip="Candidates, target and analysis, for GroundingDINO Detect."
+                ),
+                io.String.Output(
+                    display_name="target", tooltip="The phrase the detector looks for (empty for a global edit)."
+                ),
+                io.String.Output(
+                    display_name="simplified", tooltip="The instruction without locating words, for CLIP Text Encode."
+                ),
                 io.String.Output(display_name="info", tooltip="What was understood, readable."),
             ],
         )
@@ -93,21 +111,39 @@ class GroundingDINODetect(io.ComfyNode):
             display_name="GroundingDINO Detect",
             category=CATEGORY,
             description="Finds the boxes of phrases in each image with GroundingDINO. All phrases of an image "
-                        "are detected in one pass (prompt 'car . tree .'); every box is labelled with its phrase.",
+            "are detected in one pass (prompt 'car . tree .'); every box is labelled with its phrase.",
             inputs=[
                 GroundingDinoModel.Input("grounding_dino", tooltip="From Load GroundingDINO."),
                 io.Image.Input("image", tooltip="The image(s) to search; each image of a batch gets its own boxes."),
-                io.Float.Input("box_threshold", default=0.3, min=0.0, max=1.0, step=0.01,
-                               tooltip="Keep boxes whose best phrase-token score is above this (reference 0.3). "
-                                       "Lower finds more, including wrong objects."),
-                io.Float.Input("text_threshold", default=0.25, min=0.0, max=1.0, step=0.01,
-                               tooltip="A phrase's token score above this counts for labelling a box "
-                                       "(reference 0.25)."),
-                Phrases.Input("phrases", optional=True,
-                              tooltip="From Noun Phrase Extract. Connected: its candidates and anchor are detected."),
-                io.String.Input("prompt", default="", optional=True,
-                                tooltip="Used when 'phrases' is not connected: phrases separated by '.' or ',' "
-                                        "(e.g. 'car . tree')."),
+                io.Float.Input(
+                    "box_threshold",
+                    default=0.3,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Keep boxes whose best phrase-token score is above this (reference 0.3). "
+                    "Lower finds more, including wrong objects.",
+                ),
+                io.Float.Input(
+                    "text_threshold",
+                    default=0.25,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="A phrase's token score above this counts for labelling a box (reference 0.25).",
+                ),
+                Phrases.Input(
+                    "phrases",
+                    optional=True,
+                    tooltip="From Noun Phrase Extract. Connected: its candidates and anchor are detected.",
+                ),
+                io.String.Input(
+                    "prompt",
+                    default="",
+                    optional=True,
+                    tooltip="Used when 'phrases' is not connected: phrases separated by '.' or ',' "
+                    "(e.g. 'car . tree').",
+                ),
             ],
             outputs=[Boxes.Output(display_name="boxes"), io.String.Output(display_name="info")],
         )
@@ -125,7 +161,7 @@ class GroundingDINODetect(io.ComfyNode):
             found = []
             for i in range(image.shape[0]):
                 mm.throw_exception_if_processing_interrupted()
-                found += detector.detect(image[i:i + 1], to_detect, box_threshold, text_threshold)
+                found += detector.detect(image[i : i + 1], to_detect, box_threshold, text_threshold)
                 bar.update(1)
         else:
             note = "no phrase to detect (a global edit)"
@@ -145,21 +181,27 @@ class ClipFilter(io.ComfyNode):
             display_name="CLIP Filter",
             category=CATEGORY,
             description="Picks the phrase that names what is really in the image: each candidate's detected "
-                        "region is cropped and scored against the phrase with CLIP (GIP2P's CLIP-score "
-                        "filtering); a phrase naming new content is usually not found or scores low. Uses "
-                        "the boxes already detected: no extra detector pass.",
+            "region is cropped and scored against the phrase with CLIP (GIP2P's CLIP-score "
+            "filtering); a phrase naming new content is usually not found or scores low. Uses "
+            "the boxes already detected: no extra detector pass.",
             inputs=[
                 ClipModel.Input("clip", tooltip="From Load CLIP (filter)."),
                 io.Image.Input("image", tooltip="The image(s) the boxes were detected on."),
                 Boxes.Input("boxes", tooltip="From GroundingDINO Detect (all candidates' boxes)."),
-                io.Combo.Input("choice", options=["prefer analysed target", "highest CLIP score"],
-                               default="prefer analysed target",
-                               tooltip="prefer analysed target: keep the target Noun Phrase Extract understood "
-                                       "when it was detected; CLIP decides otherwise. highest CLIP score: the "
-                                       "reference's arg-max over all candidates."),
+                io.Combo.Input(
+                    "choice",
+                    options=["prefer analysed target", "highest CLIP score"],
+                    default="prefer analysed target",
+                    tooltip="prefer analysed target: keep the target Noun Phrase Extract understood "
+                    "when it was detected; CLIP decides otherwise. highest CLIP score: the "
+                    "reference's arg-max over all candidates.",
+                ),
             ],
             outputs=[
-                Boxes.Output(display_name="boxes", tooltip="The chosen phrase's boxes (the others travel along for Select Boxes)."),
+                Boxes.Output(
+                    display_name="boxes",
+                    tooltip="The chosen phrase's boxes (the others travel along for Select Boxes).",
+                ),
                 io.String.Output(display_name="phrase", tooltip="The chosen phrase."),
                 io.String.Output(display_name="scores", tooltip="Each candidate's CLIP score (0 = not detected)."),
             ],
@@ -183,8 +225,12 @@ class ClipFilter(io.ComfyNode):
                 scorer = scorer or clip.ready()
                 pick = pick_phrase(image[i], det, candidates, scorer)
                 winner, table = pick.phrase, pick.table()
-                if (choice == "prefer analysed target" and ps is not None and ps.target
-                        and len(det.with_label(ps.target))):
+                if (
+                    choice == "prefer analysed target"
+                    and ps is not None
+                    and ps.target
+                    and len(det.with_label(ps.target))
+                ):
                     winner = ps.target
                     table += f"\nkept the analysed target '{winner}'"
                 out = det.with_label(winner)
@@ -207,13 +253,18 @@ class SelectBoxes(io.ComfyNode):
             display_name="Select Boxes (guided)",
             category=CATEGORY,
             description="Chooses the boxes the instruction is about (GGIP2P): one box for a singular target, "
-                        "all for a plural one; 'the left car', 'the second car from the left'; 'the lamp "
-                        "right of the bed' (checked to really be on that side); for additions a rectangle "
-                        "next to the anchor where the new object goes.",
+            "all for a plural one; 'the left car', 'the second car from the left'; 'the lamp "
+            "right of the bed' (checked to really be on that side); for additions a rectangle "
+            "next to the anchor where the new object goes.",
             inputs=[
                 Boxes.Input("boxes", tooltip="From CLIP Filter or GroundingDINO Detect (fed by Noun Phrase Extract)."),
-                io.Boolean.Input("guided", default=True, label_on="guided (GGIP2P)", label_off="all boxes (GIP2P)",
-                                 tooltip="Off: every box of the chosen phrase, as the GIP2P reference."),
+                io.Boolean.Input(
+                    "guided",
+                    default=True,
+                    label_on="guided (GGIP2P)",
+                    label_off="all boxes (GIP2P)",
+                    tooltip="Off: every box of the chosen phrase, as the GIP2P reference.",
+                ),
             ],
             outputs=[Boxes.Output(display_name="boxes"), io.String.Output(display_name="info")],
         )
@@ -244,24 +295,42 @@ class SAMMask(io.ComfyNode):
             display_name="SAM Mask",
             category=CATEGORY,
             description="Segments the boxes with Segment Anything and returns the MASK to edit (1 = edit). "
-                        "Rectangles from Select Boxes (additions, global edits) are filled as they are. When "
-                        "nothing was detected, the chosen fallback applies and the info output says so.",
+            "Rectangles from Select Boxes (additions, global edits) are filled as they are. When "
+            "nothing was detected, the chosen fallback applies and the info output says so.",
             inputs=[
                 SamModel.Input("sam", tooltip="From Load SAM."),
                 io.Image.Input("image", tooltip="The image(s) the boxes were found on."),
                 Boxes.Input("boxes", tooltip="From Select Boxes, CLIP Filter or GroundingDINO Detect."),
-                io.Combo.Input("output", options=["union", "per instance"], default="union",
-                               tooltip="union: one mask per image with every box's segment (the reference). "
-                                       "per instance: one mask per box, all images' boxes in one batch."),
-                io.Int.Input("dilation", default=11, min=0, max=255,
-                             tooltip="Grow the mask by a square of this many pixels (reference: 11) so the edit "
-                                     "covers the object's rim. 0 = off."),
-                io.Float.Input("feather", default=0.0, min=0.0, max=128.0, step=0.5,
-                               tooltip="Soften the mask edge by this many pixels (Gaussian). 0 = hard edge."),
-                io.Combo.Input("no_detection", options=["edit whole image", "keep image"],
-                               default="edit whole image",
-                               tooltip="When nothing was detected: edit the whole image (plain InstructPix2Pix), "
-                                       "or return the image unchanged (an all-zero mask)."),
+                io.Combo.Input(
+                    "output",
+                    options=["union", "per instance"],
+                    default="union",
+                    tooltip="union: one mask per image with every box's segment (the reference). "
+                    "per instance: one mask per box, all images' boxes in one batch.",
+                ),
+                io.Int.Input(
+                    "dilation",
+                    default=11,
+                    min=0,
+                    max=255,
+                    tooltip="Grow the mask by a square of this many pixels (reference: 11) so the edit "
+                    "covers the object's rim. 0 = off.",
+                ),
+                io.Float.Input(
+                    "feather",
+                    default=0.0,
+                    min=0.0,
+                    max=128.0,
+                    step=0.5,
+                    tooltip="Soften the mask edge by this many pixels (Gaussian). 0 = hard edge.",
+                ),
+                io.Combo.Input(
+                    "no_detection",
+                    options=["edit whole image", "keep image"],
+                    default="edit whole image",
+                    tooltip="When nothing was detected: edit the whole image (plain InstructPix2Pix), "
+                    "or return the image unchanged (an all-zero mask).",
+                ),
             ],
             outputs=[io.Mask.Output(display_name="mask"), io.String.Output(display_name="info")],
         )

@@ -1,4 +1,5 @@
 """IMAGE/MASK conversions shared by the nodes."""
+
 from __future__ import annotations
 
 import torch

@@ -22,10 +22,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
-import torch
-
 import comfy.patcher_extension
 import comfy.samplers
+import torch
 from comfy_api.latest import io, ui
 
 from ..sampling import (
@@ -83,6 +82,7 @@ def _match_source(source: torch.Tensor, shape: torch.Size, node: str) -> torch.T
     elif source.ndim + 1 == len(shape) and shape[2] == 1:
         source = source[:, :, None]
     if source.ndim != len(shape) or source.shape[1] != shape[1] or source.shape[-2:] != shape[-2:]:
+
         def size(s):
             return f"{s[-1] * 8}x{s[-2] * 8} px ({s[1]} channels, latent {tuple(s)})"
 
@@ -93,8 +93,10 @@ def _match_source(source: torch.Tensor, shape: torch.Size, node: str) -> torch.T
             f"or sample the VAE-encoded source itself."
         )
     if source.shape[0] not in (1, shape[0]):
-        raise ValueError(f"{node}: the source latent has {source.shape[0]} images for a batch of {shape[0]}; "
-                         f"give one source for all or one per image")
+        raise ValueError(
+            f"{node}: the source latent has {source.shape[0]} images for a batch of {shape[0]}; "
+            f"give one source for all or one per image"
+        )
     return source.expand(shape[0], *source.shape[1:])
 
 
@@ -116,19 +118,25 @@ class RestoreReport:
         where = f"{self.calls} of {self.calls_total} model calls"
         extra = f", {self.inversion_calls} extra for the inversion" if self.inversion_calls else ""
         if self.empty and self.calls_total == 0:
-            return (f"{node}: the mask is empty (nothing marked to edit), so the source comes back unchanged. "
-                    "Draw a mask, or disconnect it for a whole-image edit."), True
+            return (
+                f"{node}: the mask is empty (nothing marked to edit), so the source comes back unchanged. "
+                "Draw a mask, or disconnect it for a whole-image edit."
+            ), True
         head = f"{node}: "
         if self.empty:
             head += f"image(s) {self.empty} have an empty mask and come back unchanged. "
         if self.calls == 0 and window.to_end:
-            return (head + f"no model call of this {self.steps}-step schedule falls in the restore window, so the "
-                    "background was only pasted back on the final latent and the seam is not blended. Start "
-                    "the window earlier or use more steps."), True
+            return (
+                head + f"no model call of this {self.steps}-step schedule falls in the restore window, so the "
+                "background was only pasted back on the final latent and the seam is not blended. Start "
+                "the window earlier or use more steps."
+            ), True
         if self.calls == 0:
-            return (head + f"no model call of this {self.steps}-step schedule falls in the restore window, so "
-                    "nothing was restored and the background may differ from the source. Widen the window, "
-                    "move it, or use more steps."), True
+            return (
+                head + f"no model call of this {self.steps}-step schedule falls in the restore window, so "
+                "nothing was restored and the background may differ from the source. Widen the window, "
+                "move it, or use more steps."
+            ), True
         tail = " and pasted back on the final latent" if self.final_restore else " (the window ends before the end)"
         return head + f"background restored on {where} ({mode}{extra}){tail}.", bool(self.empty)
 
@@ -151,8 +159,9 @@ class LateRestore:
     the ``Window`` of noise levels. ``node`` names the node in messages.
     """
 
-    def __init__(self, source: torch.Tensor, mask: torch.Tensor, window: Callable[[object], Window], mode: str,
-                 node: str):
+    def __init__(
+        self, source: torch.Tensor, mask: torch.Tensor, window: Callable[[object], Window], mode: str, node: str
+    ):
         self.source = source
         self.mask = mask
         self.window = window
@@ -184,8 +193,12 @@ class LateRestore:
         if not torch.count_nonzero(noise):  # e.g. KSamplerAdvanced with add_noise off: seed a fixed noise
             noise = torch.randn(shape, generator=torch.Generator().manual_seed(int(seed or 0)), dtype=torch.float32)
         blender = BackgroundBlender(
-            base.process_latent_in(source_out), mask, window=self.window(ms), mode=self.mode,
-            noise=noise.to(torch.float32), levels=model_levels(ms),
+            base.process_latent_in(source_out),
+            mask,
+            window=self.window(ms),
+            mode=self.mode,
+            noise=noise.to(torch.float32),
+            levels=model_levels(ms),
         )
         report = RestoreReport(empty=empty_mask_indices(mask), steps=max(len(sigmas) - 1, 0))
         report.levels = len(blender.window_sigmas(sigmas.tolist()))
@@ -195,8 +208,10 @@ class LateRestore:
         guider = executor.class_obj
         shapes = kwargs.get("latent_shapes")
         if shapes is not None and len(shapes) > 1:
-            raise ValueError(f"{self.node}: this model samples several packed latents at once; the late restore "
-                             f"supports one latent per image.")
+            raise ValueError(
+                f"{self.node}: this model samples several packed latents at once; the late restore "
+                f"supports one latent per image."
+            )
         seed = args[3] if len(args) > 3 else kwargs.get("seed")
         with torch.no_grad():
             run, source_out = self._start(guider.model_patcher, noise, latent_image, sigmas, seed)
@@ -256,8 +271,9 @@ class LateRestore:
         if not blender.prepared:
             guider = executor.class_obj
             sigma_min = float(guider.inner_model.model_sampling.sigma_min)
-            run.report.inversion_calls = blender.prepare(run.schedule, self._instruction_denoiser(guider, model_options),
-                                                         sigma_min)
+            run.report.inversion_calls = blender.prepare(
+                run.schedule, self._instruction_denoiser(guider, model_options), sigma_min
+            )
         run.report.calls += 1
         denoised = executor(blender.blend(x, blender.background(sigma)), timestep, model_options, seed)
         return blender.blend(denoised, blender.source)
@@ -268,8 +284,10 @@ class LateRestore:
             return None
         positive = guider.conds.get("positive")
         if positive is None:
-            raise ValueError(f"{self.node}: the 'inversion' background needs a guider with a positive "
-                             f"conditioning; use 'noised' with this guider.")
+            raise ValueError(
+                f"{self.node}: the 'inversion' background needs a guider with a positive "
+                f"conditioning; use 'noised' with this guider."
+            )
 
         def denoise(x, sigma):
             sigma_t = torch.full((x.shape[0],), float(sigma), device=x.device, dtype=x.dtype)
@@ -303,14 +321,47 @@ class RestoreBackground(io.ComfyNode):
                 "the mask comes back as the source latent."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="The edit model to patch; connect the result to KSampler, KSamplerAdvanced, SamplerCustom or a guider (CFGGuider, DualCFGGuider, BasicGuider)."),
-                io.Latent.Input("source", tooltip="The source image encoded with the model's own VAE (VAE Encode), from the same scaled image that the latent to sample comes from."),
-                io.Mask.Input("mask", optional=True, tooltip="Where to edit (1 = edit), e.g. from SAM Mask. Any size; resized to the latent. One mask for the batch or one per image. Absent or all ones: the model is returned unchanged. All zero: the sampler returns the source."),
-                io.Float.Input("start_percent", default=0.9, min=0.0, max=1.0, step=0.01, tooltip="Where restoring begins, in ComfyUI's percent of sampling (0 = the first step, 1 = the end), on the model's own noise schedule. 0.9 = the last ~10% of the noise, as Grounded-InstructPix2Pix. Lower it (e.g. 0.7) if the seam shows."),
-                io.Float.Input("end_percent", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="Where restoring stops. 1.0 = until the end, so the background equals the source latent exactly; lower lets the last steps harmonise the seam."),
-                io.Combo.Input("background", options=["noised", "inversion"], default="noised", tooltip="noised: the source noised to each model call's level with the run's own noise (no extra model calls). inversion: the source inverted along the model's own ODE with the positive conditioning (one extra model call per window step)."),
+                io.Model.Input(
+                    "model",
+                    tooltip="The edit model to patch; connect the result to KSampler, KSamplerAdvanced, SamplerCustom or a guider (CFGGuider, DualCFGGuider, BasicGuider).",
+                ),
+                io.Latent.Input(
+                    "source",
+                    tooltip="The source image encoded with the model's own VAE (VAE Encode), from the same scaled image that the latent to sample comes from.",
+                ),
+                io.Mask.Input(
+                    "mask",
+                    optional=True,
+                    tooltip="Where to edit (1 = edit), e.g. from SAM Mask. Any size; resized to the latent. One mask for the batch or one per image. Absent or all ones: the model is returned unchanged. All zero: the sampler returns the source.",
+                ),
+                io.Float.Input(
+                    "start_percent",
+                    default=0.9,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Where restoring begins, in ComfyUI's percent of sampling (0 = the first step, 1 = the end), on the model's own noise schedule. 0.9 = the last ~10% of the noise, as Grounded-InstructPix2Pix. Lower it (e.g. 0.7) if the seam shows.",
+                ),
+                io.Float.Input(
+                    "end_percent",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Where restoring stops. 1.0 = until the end, so the background equals the source latent exactly; lower lets the last steps harmonise the seam.",
+                ),
+                io.Combo.Input(
+                    "background",
+                    options=["noised", "inversion"],
+                    default="noised",
+                    tooltip="noised: the source noised to each model call's level with the run's own noise (no extra model calls). inversion: the source inverted along the model's own ODE with the positive conditioning (one extra model call per window step).",
+                ),
             ],
-            outputs=[io.Model.Output(display_name="MODEL", tooltip="The patched model; its sampler nodes restore the background.")],
+            outputs=[
+                io.Model.Output(
+                    display_name="MODEL", tooltip="The patched model; its sampler nodes restore the background."
+                )
+            ],
         )
 
     @classmethod
@@ -322,14 +373,23 @@ class RestoreBackground(io.ComfyNode):
         if background not in BACKGROUND_MODES:
             raise ValueError(f"{cls.NODE}: background must be one of {', '.join(BACKGROUND_MODES)}; got {background!r}")
         if mask is not None and not torch.isfinite(mask).all():
-            raise ValueError(f"{cls.NODE}: the mask has NaN or infinite values; masks must be numbers from 0 "
-                             f"(keep) to 1 (edit).")
+            raise ValueError(
+                f"{cls.NODE}: the mask has NaN or infinite values; masks must be numbers from 0 (keep) to 1 (edit)."
+            )
         if mask is None or float(mask.min()) >= 1.0:
-            text = "no mask: the model is unchanged" if mask is None else "the mask covers everything: the model is unchanged"
+            text = (
+                "no mask: the model is unchanged"
+                if mask is None
+                else "the mask covers everything: the model is unchanged"
+            )
             return io.NodeOutput(model, ui=ui.PreviewText(text))
-        restore = LateRestore(source["samples"], mask, _percent_window(start_percent, end_percent), background, cls.NODE)
+        restore = LateRestore(
+            source["samples"], mask, _percent_window(start_percent, end_percent), background, cls.NODE
+        )
         share = float(mask.float().clamp(0, 1).mean())
         end = "the end (background exact)" if end_percent >= 1.0 else f"{end_percent:.2f}"
-        text = (f"restores outside {100 * (1 - share):.0f}% of the image from {start_percent:.2f} of sampling to {end}, "
-                f"{background}")
+        text = (
+            f"restores outside {100 * (1 - share):.0f}% of the image from {start_percent:.2f} of sampling to {end}, "
+            f"{background}"
+        )
         return io.NodeOutput(restore.patch(model), ui=ui.PreviewText(text))

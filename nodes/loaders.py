@@ -1,4 +1,5 @@
 """Loaders for the grounding models, from ComfyUI's model folders (never from the network)."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,10 @@ from .models import PRECISIONS, load_cached, model_files, resolve
 from .types import ClipModel, GroundingDinoModel, SamModel
 
 CATEGORY = "grounded-ip2p/loaders"
-PRECISION_TIP = ("auto: fp16 on a GPU that supports it, else fp32. The CPU always runs fp32. The model "
-                 "is moved to the GPU only while it runs and offloaded by ComfyUI when memory is needed.")
+PRECISION_TIP = (
+    "auto: fp16 on a GPU that supports it, else fp32. The CPU always runs fp32. The model "
+    "is moved to the GPU only while it runs and offloaded by ComfyUI when memory is needed."
+)
 
 
 def _hf_folder(path: str) -> str:
@@ -40,16 +43,21 @@ class GroundingDINOLoader(io.ComfyNode):
             display_name="Load GroundingDINO",
             category=CATEGORY,
             description="Loads a GroundingDINO from models/grounding-dino: the original "
-                        "groundingdino_swint_ogc.pth / groundingdino_swinb_cogcoor.pth (with their .cfg.py "
-                        "beside them) or a Hugging Face folder. Runs on transformers' implementation: no "
-                        "CUDA extension to build; the BERT tokenizer ships with the pack (offline).",
+            "groundingdino_swint_ogc.pth / groundingdino_swinb_cogcoor.pth (with their .cfg.py "
+            "beside them) or a Hugging Face folder. Runs on transformers' implementation: no "
+            "CUDA extension to build; the BERT tokenizer ships with the pack (offline).",
             inputs=[
-                io.Combo.Input("model_name", options=model_files("grounding-dino"),
-                               tooltip="A file in models/grounding-dino."),
-                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
-                               tooltip="auto: fp32 (GroundingDINO's text-image fusion is the part most likely "
-                                       "to overflow in half precision; fp16 halves its ~700 MB if you need "
-                                       "the memory). The model is moved to the GPU only while it runs."),
+                io.Combo.Input(
+                    "model_name", options=model_files("grounding-dino"), tooltip="A file in models/grounding-dino."
+                ),
+                io.Combo.Input(
+                    "precision",
+                    options=list(PRECISIONS),
+                    default="auto",
+                    tooltip="auto: fp32 (GroundingDINO's text-image fusion is the part most likely "
+                    "to overflow in half precision; fp16 halves its ~700 MB if you need "
+                    "the memory). The model is moved to the GPU only while it runs.",
+                ),
             ],
             outputs=[GroundingDinoModel.Output(display_name="grounding_dino")],
         )
@@ -59,8 +67,19 @@ class GroundingDINOLoader(io.ComfyNode):
         def build(path, dtype):
             core = load_grounding_dino(path, dtype=dtype)
             return core, core.model
-        return io.NodeOutput(_load(cls.NODE, "GroundingDINO", "grounding-dino", model_name, precision, build,
-                                   GroundingDinoLoadError, auto_half=False))
+
+        return io.NodeOutput(
+            _load(
+                cls.NODE,
+                "GroundingDINO",
+                "grounding-dino",
+                model_name,
+                precision,
+                build,
+                GroundingDinoLoadError,
+                auto_half=False,
+            )
+        )
 
 
 class SAMLoader(io.ComfyNode):
@@ -73,7 +92,7 @@ class SAMLoader(io.ComfyNode):
             display_name="Load SAM",
             category=CATEGORY,
             description="Loads a Segment Anything model from models/sams: the original sam_vit_h_4b8939.pth, "
-                        "sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth (the size is read from the weights).",
+            "sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth (the size is read from the weights).",
             inputs=[
                 io.Combo.Input("model_name", options=model_files("sams"), tooltip="A file in models/sams."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=PRECISION_TIP),
@@ -86,6 +105,7 @@ class SAMLoader(io.ComfyNode):
         def build(path, dtype):
             core = load_sam(path).to(dtype)
             return core, core
+
         return io.NodeOutput(_load(cls.NODE, "SAM", "sams", model_name, precision, build, SamLoadError))
 
 
@@ -99,11 +119,14 @@ class ClipFilterLoader(io.ComfyNode):
             display_name="Load CLIP (filter)",
             category=CATEGORY,
             description="Loads the CLIP model (image and text towers) that CLIP Filter scores phrases with, "
-                        "from models/clip_filter: OpenAI / open_clip ViT-L-14 weights, or the Hugging Face "
-                        "openai/clip-vit-large-patch14 folder (what the reference uses).",
+            "from models/clip_filter: OpenAI / open_clip ViT-L-14 weights, or the Hugging Face "
+            "openai/clip-vit-large-patch14 folder (what the reference uses).",
             inputs=[
-                io.Combo.Input("model_name", options=model_files("clip_filter"),
-                               tooltip="A file (or a Hugging Face folder's model file) in models/clip_filter."),
+                io.Combo.Input(
+                    "model_name",
+                    options=model_files("clip_filter"),
+                    tooltip="A file (or a Hugging Face folder's model file) in models/clip_filter.",
+                ),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=PRECISION_TIP),
             ],
             outputs=[ClipModel.Output(display_name="clip")],
@@ -114,8 +137,8 @@ class ClipFilterLoader(io.ComfyNode):
         def build(path, dtype):
             core = load_clip(path).to(dtype)
             return core, core
-        return io.NodeOutput(_load(cls.NODE, "CLIP filter", "clip_filter", model_name, precision, build,
-                                   ClipLoadError))
+
+        return io.NodeOutput(_load(cls.NODE, "CLIP filter", "clip_filter", model_name, precision, build, ClipLoadError))
 
 
 LOADER_NODES = [GroundingDINOLoader, SAMLoader, ClipFilterLoader]

@@ -5,30 +5,29 @@ Each loaded model (GroundingDINO, SAM, the CLIP filter) is wrapped in ComfyUI's 
 the IP2P model (or anything else) needs the memory: the whole chain fits next to SD1.5 on a
 small card.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import threading
 
-import torch
-
 import comfy.model_management as mm
 import comfy.model_patcher
 import folder_paths
+import torch
 
-log = logging.getLogger("grounded_ip2p")
+log = logging.getLogger("grounded-ip2p")
 
 WEIGHT_EXTENSIONS = {".pth", ".pt", ".bin", ".safetensors"}
 # folder name in ComfyUI's models directory -> what belongs there (used in messages)
 FOLDERS = {
     "grounding-dino": "GroundingDINO checkpoints: groundingdino_swint_ogc.pth with "
-                      "GroundingDINO_SwinT_OGC.cfg.py beside it (or SwinB), or a Hugging Face "
-                      "GroundingDINO folder",
-    "sams": "Segment Anything checkpoints: sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or "
-            "sam_vit_b_01ec64.pth",
+    "GroundingDINO_SwinT_OGC.cfg.py beside it (or SwinB), or a Hugging Face "
+    "GroundingDINO folder",
+    "sams": "Segment Anything checkpoints: sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth",
     "clip_filter": "a CLIP model with both towers for the CLIP filter: OpenAI/open_clip ViT-L-14 "
-                   "weights (.pt/.safetensors) or the Hugging Face openai/clip-vit-large-patch14 folder",
+    "weights (.pt/.safetensors) or the Hugging Face openai/clip-vit-large-patch14 folder",
 }
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
@@ -51,8 +50,9 @@ def register_folders() -> None:
 def model_files(folder: str) -> list[str]:
     """The weight files a loader offers: every weight file of the folder (Hugging Face folders
     appear as `<folder>/model.safetensors`)."""
-    return sorted(f for f in folder_paths.get_filename_list(folder)
-                  if os.path.splitext(f)[1].lower() in WEIGHT_EXTENSIONS)
+    return sorted(
+        f for f in folder_paths.get_filename_list(folder) if os.path.splitext(f)[1].lower() in WEIGHT_EXTENSIONS
+    )
 
 
 def resolve(node: str, folder: str, name: str) -> str:
@@ -96,7 +96,8 @@ class ManagedModel:
     def __init__(self, kind: str, core, module: torch.nn.Module, path: str, dtype: torch.dtype):
         self.kind, self.core, self.path, self.dtype = kind, core, path, dtype
         self.patcher = comfy.model_patcher.ModelPatcher(
-            _Holder(module), load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
+            _Holder(module), load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device()
+        )
 
     def ready(self):
         mm.load_models_gpu([self.patcher], force_full_load=True)

@@ -1,12 +1,12 @@
 """Preview Boxes: draws the boxes with phrase and score and overlays the mask, so an artist sees
 why the mask is what it is."""
+
 from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
-
 from comfy_api.latest import io, ui
+from PIL import Image, ImageDraw, ImageFont
 
 from .images import rgb
 from .types import Boxes
@@ -52,8 +52,14 @@ class PreviewBoxes(io.ComfyNode):
                 io.Image.Input("image", tooltip="The image(s) the boxes were found on."),
                 Boxes.Input("boxes", tooltip="Any boxes output of this pack."),
                 io.Mask.Input("mask", optional=True, tooltip="Optional: the mask to overlay (from SAM Mask)."),
-                io.Float.Input("mask_opacity", default=0.45, min=0.0, max=1.0, step=0.05,
-                               tooltip="How strongly the mask is tinted red."),
+                io.Float.Input(
+                    "mask_opacity",
+                    default=0.45,
+                    min=0.0,
+                    max=1.0,
+                    step=0.05,
+                    tooltip="How strongly the mask is tinted red.",
+                ),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The drawn preview, to save or compare.")],
         )
@@ -62,13 +68,16 @@ class PreviewBoxes(io.ComfyNode):
     def execute(cls, image, boxes, mask_opacity, mask=None) -> io.NodeOutput:
         image = rgb(image, cls.NODE)
         if len(boxes) != image.shape[0]:
-            raise ValueError(f"{cls.NODE}: {len(boxes)} box set(s) for {image.shape[0]} image(s); connect the "
-                             f"image batch that was detected.")
+            raise ValueError(
+                f"{cls.NODE}: {len(boxes)} box set(s) for {image.shape[0]} image(s); connect the "
+                f"image batch that was detected."
+            )
         masks = None
         if mask is not None:
             masks = mask if mask.ndim == 3 else mask[None]
-            masks = torch.nn.functional.interpolate(masks[:, None].float(), size=image.shape[1:3],
-                                                    mode="bilinear")[:, 0]
+            masks = torch.nn.functional.interpolate(masks[:, None].float(), size=image.shape[1:3], mode="bilinear")[
+                :, 0
+            ]
         frames = []
         for i, det in enumerate(boxes):
             m = None if masks is None else masks[min(i, masks.shape[0] - 1)]

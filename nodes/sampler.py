@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 
-import torch
-
 import comfy.model_base
 import comfy.model_management
 import comfy.model_sampling
@@ -19,13 +17,14 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 import latent_preview
+import torch
 from comfy_api.latest import io, ui
 from comfy_extras.nodes_custom_sampler import Guider_DualCFG
 from comfy_extras.nodes_ip2p import InstructPixToPixConditioning
 
+from ..sampling import BACKGROUND_MODES, latent_mask, sd_timestep_sigma, timestep_window, window_bounds
 from .images import rgb
 from .late_restore import LateRestore
-from ..sampling import BACKGROUND_MODES, latent_mask, sd_timestep_sigma, timestep_window, window_bounds
 
 log = logging.getLogger("grounded-ip2p")
 NODE = "IP2PBlendedSampler"
@@ -40,7 +39,7 @@ def _crop_like_ip2p(mask: torch.Tensor, height: int, width: int) -> torch.Tensor
         mask = torch.nn.functional.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
     h8, w8 = height // 8 * 8, width // 8 * 8
     top, left = (height % 8) // 2, (width % 8) // 2
-    return mask[:, :, top:top + h8, left:left + w8]
+    return mask[:, :, top : top + h8, left : left + w8]
 
 
 def check_ip2p_model(model) -> None:
@@ -70,8 +69,23 @@ def _timestep_window(start_t, end_t):
     return window
 
 
-def blended_sample(model, positive, negative, vae, image, mask, seed, steps, text_cfg, image_cfg,
-                   sampler_name, scheduler, start_t, end_t, background):
+def blended_sample(
+    model,
+    positive,
+    negative,
+    vae,
+    image,
+    mask,
+    seed,
+    steps,
+    text_cfg,
+    image_cfg,
+    sampler_name,
+    scheduler,
+    start_t,
+    end_t,
+    background,
+):
     """Run the edit; returns the LATENT dict and a one-line summary of what was restored.
 
     Shared by the node and the headless runner.
@@ -109,12 +123,26 @@ def blended_sample(model, positive, negative, vae, image, mask, seed, steps, tex
     guider = Guider_DualCFG(model)
     guider.set_conds(cond_pos, cond_mid, negative)
     guider.set_cfg(text_cfg, image_cfg)
-    ksampler = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler_name,
-                                       scheduler=scheduler, denoise=1.0, model_options=model.model_options)
+    ksampler = comfy.samplers.KSampler(
+        model,
+        steps=steps,
+        device=model.load_device,
+        sampler=sampler_name,
+        scheduler=scheduler,
+        denoise=1.0,
+        model_options=model.model_options,
+    )
     sigmas = ksampler.sigmas
     callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
-    samples = guider.sample(noise, latent_image, comfy.samplers.sampler_object(sampler_name), sigmas,
-                            callback=callback, disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    samples = guider.sample(
+        noise,
+        latent_image,
+        comfy.samplers.sampler_object(sampler_name),
+        sigmas,
+        callback=callback,
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+        seed=seed,
+    )
     if restore is not None:
         info = restore.last_summary.removeprefix(f"{NODE}: ")
     return {"samples": samples.to(comfy.model_management.intermediate_device())}, info
@@ -133,31 +161,129 @@ class IP2PBlendedSampler(io.ComfyNode):
                 "steps (Grounded-InstructPix2Pix). Without a mask it is the plain InstructPix2Pix edit."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="An InstructPix2Pix checkpoint (8-channel UNet), e.g. instruct-pix2pix-00-22000.safetensors."),
-                io.Conditioning.Input("positive", tooltip="The encoded instruction, e.g. CLIPTextEncode('make the car purple')."),
-                io.Conditioning.Input("negative", tooltip="The encoded negative text; InstructPix2Pix uses the empty string."),
+                io.Model.Input(
+                    "model",
+                    tooltip="An InstructPix2Pix checkpoint (8-channel UNet), e.g. instruct-pix2pix-00-22000.safetensors.",
+                ),
+                io.Conditioning.Input(
+                    "positive", tooltip="The encoded instruction, e.g. CLIPTextEncode('make the car purple')."
+                ),
+                io.Conditioning.Input(
+                    "negative", tooltip="The encoded negative text; InstructPix2Pix uses the empty string."
+                ),
                 io.Vae.Input("vae", tooltip="The VAE that encodes the source image (the checkpoint's own)."),
-                io.Image.Input("image", tooltip="The image(s) to edit. Sizes that are not a multiple of 8 are centre-cropped like ComfyUI's InstructPixToPixConditioning."),
-                io.Mask.Input("mask", optional=True, tooltip="Where to edit (1 = edit). Any size; resized to the latent. One mask for all images or one per image. Absent: plain InstructPix2Pix (whole image). All zero: the image is returned unchanged, as with ComfyUI's own masks."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True, tooltip="The random seed for the initial noise (and for ancestral samplers)."),
+                io.Image.Input(
+                    "image",
+                    tooltip="The image(s) to edit. Sizes that are not a multiple of 8 are centre-cropped like ComfyUI's InstructPixToPixConditioning.",
+                ),
+                io.Mask.Input(
+                    "mask",
+                    optional=True,
+                    tooltip="Where to edit (1 = edit). Any size; resized to the latent. One mask for all images or one per image. Absent: plain InstructPix2Pix (whole image). All zero: the image is returned unchanged, as with ComfyUI's own masks.",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="The random seed for the initial noise (and for ancestral samplers).",
+                ),
                 io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps. The reference uses 100."),
-                io.Float.Input("text_cfg", default=7.5, min=0.0, max=100.0, step=0.1, round=0.01, tooltip="Text guidance: higher follows the instruction more strongly."),
-                io.Float.Input("image_cfg", default=1.5, min=0.0, max=100.0, step=0.05, round=0.01, tooltip="Image guidance: higher stays closer to the source image (1.0-1.25 for stronger edits)."),
-                io.Combo.Input("sampler_name", options=comfy.samplers.SAMPLER_NAMES, default="euler_ancestral", tooltip="Any ComfyUI sampler. The reference uses euler_ancestral."),
-                io.Combo.Input("scheduler", options=comfy.samplers.SCHEDULER_NAMES, default="normal", tooltip="Any ComfyUI scheduler. The reference's schedule is 'normal'."),
-                io.Int.Input("start_t", default=100, min=0, max=999, tooltip="Train timestep (of 1000) where restoring the background begins. 100 = the last ~10% of the noise; raise it (e.g. 300) if the seam shows artefacts."),
-                io.Int.Input("end_t", default=1, min=0, max=999, tooltip="Train timestep where restoring stops. 1 (or 0) = until the end, so the background is exactly the source; higher lets the last steps harmonise the seam."),
-                io.Combo.Input("background", options=list(BACKGROUND_MODES), default="inversion", tooltip="inversion: DDIM-invert the source with the instruction, as the reference (one extra single-branch model call per window step). noised: the source noised to each step's level (no extra calls)."),
+                io.Float.Input(
+                    "text_cfg",
+                    default=7.5,
+                    min=0.0,
+                    max=100.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="Text guidance: higher follows the instruction more strongly.",
+                ),
+                io.Float.Input(
+                    "image_cfg",
+                    default=1.5,
+                    min=0.0,
+                    max=100.0,
+                    step=0.05,
+                    round=0.01,
+                    tooltip="Image guidance: higher stays closer to the source image (1.0-1.25 for stronger edits).",
+                ),
+                io.Combo.Input(
+                    "sampler_name",
+                    options=comfy.samplers.SAMPLER_NAMES,
+                    default="euler_ancestral",
+                    tooltip="Any ComfyUI sampler. The reference uses euler_ancestral.",
+                ),
+                io.Combo.Input(
+                    "scheduler",
+                    options=comfy.samplers.SCHEDULER_NAMES,
+                    default="normal",
+                    tooltip="Any ComfyUI scheduler. The reference's schedule is 'normal'.",
+                ),
+                io.Int.Input(
+                    "start_t",
+                    default=100,
+                    min=0,
+                    max=999,
+                    tooltip="Train timestep (of 1000) where restoring the background begins. 100 = the last ~10% of the noise; raise it (e.g. 300) if the seam shows artefacts.",
+                ),
+                io.Int.Input(
+                    "end_t",
+                    default=1,
+                    min=0,
+                    max=999,
+                    tooltip="Train timestep where restoring stops. 1 (or 0) = until the end, so the background is exactly the source; higher lets the last steps harmonise the seam.",
+                ),
+                io.Combo.Input(
+                    "background",
+                    options=list(BACKGROUND_MODES),
+                    default="inversion",
+                    tooltip="inversion: DDIM-invert the source with the instruction, as the reference (one extra single-branch model call per window step). noised: the source noised to each step's level (no extra calls).",
+                ),
             ],
             outputs=[
                 io.Latent.Output(display_name="LATENT", tooltip="The edited latent; decode it with VAE Decode."),
-                io.String.Output(display_name="info", tooltip="What was restored: the model calls in the window, and a warning when the schedule puts none there."),
+                io.String.Output(
+                    display_name="info",
+                    tooltip="What was restored: the model calls in the window, and a warning when the schedule puts none there.",
+                ),
             ],
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, vae, image, seed, steps, text_cfg, image_cfg, sampler_name,
-                scheduler, start_t, end_t, background, mask=None) -> io.NodeOutput:
-        latent, info = blended_sample(model, positive, negative, vae, image, mask, seed, steps, text_cfg, image_cfg,
-                                      sampler_name, scheduler, start_t, end_t, background)
+    def execute(
+        cls,
+        model,
+        positive,
+        negative,
+        vae,
+        image,
+        seed,
+        steps,
+        text_cfg,
+        image_cfg,
+        sampler_name,
+        scheduler,
+        start_t,
+        end_t,
+        background,
+        mask=None,
+    ) -> io.NodeOutput:
+        latent, info = blended_sample(
+            model,
+            positive,
+            negative,
+            vae,
+            image,
+            mask,
+            seed,
+            steps,
+            text_cfg,
+            image_cfg,
+            sampler_name,
+            scheduler,
+            start_t,
+            end_t,
+            background,
+        )
         return io.NodeOutput(latent, info, ui=ui.PreviewText(info))

@@ -175,8 +175,9 @@ def at_level(x0: torch.Tensor, eps: torch.Tensor, sigma: float, levels: NoiseLev
     return x0 * signal + eps * noise
 
 
-def ddim_invert(denoise: Denoiser, x0: torch.Tensor, sigmas: Sequence[float], sigma_start: float,
-                levels: NoiseLevels = ve_levels) -> list[torch.Tensor]:
+def ddim_invert(
+    denoise: Denoiser, x0: torch.Tensor, sigmas: Sequence[float], sigma_start: float, levels: NoiseLevels = ve_levels
+) -> list[torch.Tensor]:
     """DDIM-invert the clean latent ``x0`` to each of the ascending noise levels ``sigmas``.
 
     The clean latent is treated as sitting at ``sigma_start`` (the schedule's smallest sigma), as
@@ -220,8 +221,16 @@ class BackgroundBlender:
     sampler space and shaped like the sampled batch; ``mask`` is ``[B, 1, ...]`` (1 = edit).
     """
 
-    def __init__(self, source: torch.Tensor, mask: torch.Tensor, *, window: Window, mode: str,
-                 noise: torch.Tensor | None = None, levels: NoiseLevels = ve_levels):
+    def __init__(
+        self,
+        source: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        window: Window,
+        mode: str,
+        noise: torch.Tensor | None = None,
+        levels: NoiseLevels = ve_levels,
+    ):
         if mode not in BACKGROUND_MODES:
             raise ValueError(f"background must be one of {BACKGROUND_MODES}, got {mode!r}")
         if mode == "noised" and noise is None:
@@ -295,8 +304,9 @@ class BackgroundBlender:
         """``m * x + (1 - m) * background``: keep ``x`` where the mask edits."""
         return x * self.mask + background * self.keep
 
-    def finish(self, final: torch.Tensor, sigma_last: float,
-               to_output: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> torch.Tensor:
+    def finish(
+        self, final: torch.Tensor, sigma_last: float, to_output: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
+    ) -> torch.Tensor:
         """The sampler's final latent (at ``sigma_last``) with the source put back outside the mask.
 
         Only where the window holds ``sigma_last``; otherwise ``final`` unchanged. This is what

@@ -44,22 +44,42 @@ def _save_diffusers_parts(folder: Path, seed: int = 0) -> None:
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(  # the SD1.5 UNet; InstructPix2Pix widens conv_in to 8 channels
-        sample_size=64, in_channels=8, out_channels=4, layers_per_block=2,
-        block_out_channels=(320, 640, 1280, 1280), cross_attention_dim=768, attention_head_dim=8,
+        sample_size=64,
+        in_channels=8,
+        out_channels=4,
+        layers_per_block=2,
+        block_out_channels=(320, 640, 1280, 1280),
+        cross_attention_dim=768,
+        attention_head_dim=8,
     )
     vae = AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=2, sample_size=512,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=2,
+        sample_size=512,
         block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
     )
-    text = CLIPTextModel(CLIPTextConfig(
-        vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-        num_attention_heads=12, max_position_embeddings=77, hidden_act="quick_gelu", projection_dim=768,
-    ))
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+            projection_dim=768,
+        )
+    )
     _init_clip_text(text)
-    for name, module, filename in (("unet", unet, "diffusion_pytorch_model.safetensors"),
-                                   ("vae", vae, "diffusion_pytorch_model.safetensors"),
-                                   ("text_encoder", text, "model.safetensors")):
+    for name, module, filename in (
+        ("unet", unet, "diffusion_pytorch_model.safetensors"),
+        ("vae", vae, "diffusion_pytorch_model.safetensors"),
+        ("text_encoder", text, "model.safetensors"),
+    ):
         (folder / name).mkdir()
         sd = {k: v.detach().half().contiguous() for k, v in module.state_dict().items()}
         bad = [k for k, v in sd.items() if not torch.isfinite(v).all()]
@@ -119,8 +139,14 @@ def reduced_ip2p(model_patcher, model_channels: int = 32, seed: int = 0):
     import comfy.model_patcher
     import comfy.supported_models
 
-    config = dict(model_patcher.model.model_config.unet_config, model_channels=model_channels, channel_mult=[1, 2],
-                  num_res_blocks=[1, 1], transformer_depth=[1, 1], transformer_depth_output=[1, 1, 1, 1])
+    config = dict(
+        model_patcher.model.model_config.unet_config,
+        model_channels=model_channels,
+        channel_mult=[1, 2],
+        num_res_blocks=[1, 1],
+        transformer_depth=[1, 1],
+        transformer_depth_output=[1, 1, 1, 1],
+    )
     model_config = comfy.supported_models.SD15_instructpix2pix(config)
     model_config.set_inference_dtype(torch.float32, None)
     model = model_config.get_model({})
@@ -134,4 +160,6 @@ def reduced_ip2p(model_patcher, model_channels: int = 32, seed: int = 0):
             p.fill_(1.0)
     model.requires_grad_(False)
     device = comfy.model_management.get_torch_device()
-    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=comfy.model_management.unet_offload_device())
+    return comfy.model_patcher.ModelPatcher(
+        model, load_device=device, offload_device=comfy.model_management.unet_offload_device()
+    )

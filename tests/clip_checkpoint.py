@@ -44,11 +44,12 @@ def tiny_open_clip(seed: int = 0):
     """An open_clip CLIP in OpenAI's layout (QuickGELU)."""
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
-    model = CLIP(EMBED_DIM,
-                 CLIPVisionCfg(layers=LAYERS, width=WIDTH, patch_size=PATCH, image_size=IMAGE_SIZE),
-                 CLIPTextCfg(context_length=CONTEXT, vocab_size=VOCAB, width=WIDTH, heads=WIDTH // 64,
-                             layers=LAYERS),
-                 quick_gelu=True)
+    model = CLIP(
+        EMBED_DIM,
+        CLIPVisionCfg(layers=LAYERS, width=WIDTH, patch_size=PATCH, image_size=IMAGE_SIZE),
+        CLIPTextCfg(context_length=CONTEXT, vocab_size=VOCAB, width=WIDTH, heads=WIDTH // 64, layers=LAYERS),
+        quick_gelu=True,
+    )
     return _randomise(model, seed)
 
 
@@ -56,8 +57,13 @@ def tiny_hf_clip(seed: int = 0):
     """A transformers CLIPModel of the same sizes."""
     from transformers import CLIPConfig, CLIPModel
 
-    common = dict(hidden_size=WIDTH, intermediate_size=4 * WIDTH, num_hidden_layers=LAYERS,
-                  num_attention_heads=WIDTH // 64, hidden_act="quick_gelu")
+    common = dict(
+        hidden_size=WIDTH,
+        intermediate_size=4 * WIDTH,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=WIDTH // 64,
+        hidden_act="quick_gelu",
+    )
     config = CLIPConfig(
         text_config=dict(common, vocab_size=VOCAB, max_position_embeddings=CONTEXT),
         vision_config=dict(common, image_size=IMAGE_SIZE, patch_size=PATCH),
@@ -94,14 +100,15 @@ def write_clip_tokenizer(folder) -> None:
     from open_clip.tokenizer import bytes_to_unicode, default_bpe
 
     folder = Path(folder)
-    merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1 : 49152 - 256 - 2 + 1]
     byte_tokens = list(bytes_to_unicode().values())
     vocab = byte_tokens + [t + "</w>" for t in byte_tokens] + ["".join(m.split()) for m in merges]
     vocab += ["<|startoftext|>", "<|endoftext|>"]
     (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    (folder / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "CLIPTokenizer", "model_max_length": CONTEXT}))
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "CLIPTokenizer", "model_max_length": CONTEXT})
+    )
 
 
 def hf_clip_folder(dest_dir, tokenizer: bool = True) -> Path:

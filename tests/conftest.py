@@ -17,6 +17,23 @@ NO_COMFY = (
 )
 
 
+SLOW_MODULES = {"test_restore_matrix", "test_restore_patch", "test_edit_models", "test_gdino"}
+
+
+def pytest_collection_modifyitems(items):
+    """Tiers: `-m core` (no ComfyUI), `comfy`, `slow`, `browser`; see README, Tests."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module == "test_browser":
+            item.add_marker(pytest.mark.browser)
+        elif "comfy" in item.fixturenames:
+            item.add_marker(pytest.mark.comfy)
+        else:
+            item.add_marker(pytest.mark.core)
+        if module in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory) -> ComfyHarness:
     path = comfy_path_or_none()

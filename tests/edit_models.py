@@ -36,10 +36,21 @@ FLUX_FILENAME = "flux1-kontext-dev.safetensors"
 # What comfy.model_detection.detect_unet_config returns for the published files, but for depth.
 QWEN_CONFIG = {"image_model": "qwen_image", "in_channels": 64, "num_layers": 1}
 FLUX_CONFIG = {
-    "image_model": "flux", "in_channels": 16, "patch_size": 2, "out_channels": 16, "vec_in_dim": 768,
-    "context_in_dim": 4096, "hidden_size": 3072, "mlp_ratio": 4.0, "num_heads": 24,
-    "depth": 1, "depth_single_blocks": 1, "axes_dim": [16, 56, 56], "theta": 10000,
-    "qkv_bias": True, "guidance_embed": True,
+    "image_model": "flux",
+    "in_channels": 16,
+    "patch_size": 2,
+    "out_channels": 16,
+    "vec_in_dim": 768,
+    "context_in_dim": 4096,
+    "hidden_size": 3072,
+    "mlp_ratio": 4.0,
+    "num_heads": 24,
+    "depth": 1,
+    "depth_single_blocks": 1,
+    "axes_dim": [16, 56, 56],
+    "theta": 10000,
+    "qkv_bias": True,
+    "guidance_embed": True,
 }
 
 QWEN_CONTEXT_DIM = 3584  # Qwen2.5-VL 7B hidden size

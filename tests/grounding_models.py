@@ -1,5 +1,6 @@
 """Random-weight grounding models under whatever file names a workflow's loaders use, in
 ComfyUI's model folders (tiny architectures in the users' file formats)."""
+
 from __future__ import annotations
 
 import os
@@ -52,4 +53,3 @@ def provide(comfy, root: Path, folder: str, name: str) -> Path:
     if comfy is not None:
         comfy.add_models(folder, target.parent)
     return target
-

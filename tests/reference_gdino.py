@@ -34,7 +34,7 @@ SDIST = "groundingdino-py-0.4.0"
 VOCAB = REPO / "grounding" / "data" / "bert-base-uncased-vocab.txt"
 
 # The real config files (IDEA-Research/GroundingDINO, groundingdino/config/), as users have them.
-SWINT_CFG = '''batch_size = 1
+SWINT_CFG = """batch_size = 1
 modelname = "groundingdino"
 backbone = "swin_T_224_1k"
 position_embedding = "sine"
@@ -77,7 +77,7 @@ text_dropout = 0.0
 fusion_dropout = 0.0
 fusion_droppath = 0.1
 sub_sentence_present = True
-'''
+"""
 SWINB_CFG = SWINT_CFG.replace('backbone = "swin_T_224_1k"', 'backbone = "swin_B_384_22k"')
 
 # A tiny model in the same format. The original format names its backbone from a fixed list and
@@ -87,8 +87,9 @@ SWINB_CFG = SWINT_CFG.replace('backbone = "swin_T_224_1k"', 'backbone = "swin_B_
 # sine embeddings), and heads, points and levels keep the real values so that the same checkpoint
 # also loads with no cfg at all.
 TINY_CFG = (
-    SWINT_CFG.replace('backbone = "swin_T_224_1k"\n',
-                      "# no backbone line: a tiny Swin, read from the checkpoint's shapes\n")
+    SWINT_CFG.replace(
+        'backbone = "swin_T_224_1k"\n', "# no backbone line: a tiny Swin, read from the checkpoint's shapes\n"
+    )
     .replace("enc_layers = 6", "enc_layers = 1")
     .replace("dec_layers = 6", "dec_layers = 2")
     .replace("dim_feedforward = 2048", "dim_feedforward = 128")

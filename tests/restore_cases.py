@@ -50,8 +50,23 @@ def blended_run(parts, sampler, scheduler, steps, background, mask, start_t=100,
     """IP2P Blended Sampler's function: (latent, source latent, info)."""
     model, positive, negative, vae, image, source = parts
     sampler_module, _ = _pack()
-    latent, info = sampler_module.blended_sample(model, positive, negative, vae, image, mask, seed, steps, 7.5, 1.5,
-                                                 sampler, scheduler, start_t, end_t, background)
+    latent, info = sampler_module.blended_sample(
+        model,
+        positive,
+        negative,
+        vae,
+        image,
+        mask,
+        seed,
+        steps,
+        7.5,
+        1.5,
+        sampler,
+        scheduler,
+        start_t,
+        end_t,
+        background,
+    )
     return latent["samples"], source, info
 
 
@@ -68,22 +83,30 @@ def native_run(parts, sampler, scheduler, steps, seed=3):
     guider = Guider_DualCFG(model)
     guider.set_conds(pos, mid, negative)
     guider.set_cfg(7.5, 1.5)
-    sigmas = comfy.samplers.KSampler(model, steps=steps, device=model.load_device, sampler=sampler,
-                                     scheduler=scheduler, denoise=1.0).sigmas
-    return guider.sample(comfy.sample.prepare_noise(latent, seed), latent, comfy.samplers.sampler_object(sampler),
-                         sigmas, disable_pbar=True, seed=seed)
+    sigmas = comfy.samplers.KSampler(
+        model, steps=steps, device=model.load_device, sampler=sampler, scheduler=scheduler, denoise=1.0
+    ).sigmas
+    return guider.sample(
+        comfy.sample.prepare_noise(latent, seed),
+        latent,
+        comfy.samplers.sampler_object(sampler),
+        sigmas,
+        disable_pbar=True,
+        seed=seed,
+    )
 
 
 def patched_ksampler_run(parts, sampler, scheduler, steps, background, mask, seed=3):
     """Restore Background on the model, then core KSampler with InstructPixToPixConditioning's outputs."""
-    import nodes
     from comfy_extras.nodes_ip2p import InstructPixToPixConditioning
+
+    import nodes
 
     model, positive, negative, vae, image, source = parts
     _, restore_module = _pack()
-    patched = restore_module.RestoreBackground.execute(model=model, source={"samples": source}, mask=mask,
-                                                       start_percent=0.9, end_percent=1.0,
-                                                       background=background).args[0]
+    patched = restore_module.RestoreBackground.execute(
+        model=model, source={"samples": source}, mask=mask, start_percent=0.9, end_percent=1.0, background=background
+    ).args[0]
     pos, _, latent = InstructPixToPixConditioning.execute(positive, negative, image, vae).args
     out = nodes.common_ksampler(patched, seed, steps, 7.5, sampler, scheduler, pos, negative, latent)[0]
     return out["samples"], source
@@ -112,6 +135,7 @@ class CapturedReports:
 
 
 # -- edit models through core sampler nodes ----------------------------------------------------
+
 
 def call(comfy, node_id, **inputs):
     """Run a node's function as ComfyUI does, for V1 (FUNCTION) and V3 (execute) nodes alike."""
@@ -156,31 +180,62 @@ def flux_edit_case() -> "Case":
     model = load_diffusion_model(str(edit_models.flux_dit()))
     source = torch.randn(1, 16, SIZE // 8, SIZE // 8, generator=torch.Generator().manual_seed(1))
     positive = edit_models.flux_conditioning(source, seed=2)
-    return Case("flux", model, positive, edit_models.flux_negative_conditioning(source, seed=3), source,
-                torch.zeros(1, 16, SIZE // 8, SIZE // 8), 1.0)
+    return Case(
+        "flux",
+        model,
+        positive,
+        edit_models.flux_negative_conditioning(source, seed=3),
+        source,
+        torch.zeros(1, 16, SIZE // 8, SIZE // 8),
+        1.0,
+    )
 
 
 def ksampler(comfy, case, model, sampler, steps=3, seed=5):
-    out = call(comfy, "KSampler", model=model, seed=seed, steps=steps, cfg=case.cfg, sampler_name=sampler,
-               scheduler="simple", positive=case.positive, negative=case.negative,
-               latent_image={"samples": case.latent.clone()}, denoise=1.0)
+    out = call(
+        comfy,
+        "KSampler",
+        model=model,
+        seed=seed,
+        steps=steps,
+        cfg=case.cfg,
+        sampler_name=sampler,
+        scheduler="simple",
+        positive=case.positive,
+        negative=case.negative,
+        latent_image={"samples": case.latent.clone()},
+        denoise=1.0,
+    )
     return out[0]["samples"]
 
 
 def custom_advanced(comfy, case, model, sampler, steps=3, seed=5):
     if case.ip2p_middle is not None:
-        guider = call(comfy, "DualCFGGuider", model=model, cond1=case.positive, cond2=case.ip2p_middle,
-                      negative=case.negative, cfg_conds=case.cfg, cfg_cond2_negative=1.5, style="regular")[0]
+        guider = call(
+            comfy,
+            "DualCFGGuider",
+            model=model,
+            cond1=case.positive,
+            cond2=case.ip2p_middle,
+            negative=case.negative,
+            cfg_conds=case.cfg,
+            cfg_cond2_negative=1.5,
+            style="regular",
+        )[0]
     elif case.cfg == 1.0:
         guider = call(comfy, "BasicGuider", model=model, conditioning=case.positive)[0]
     else:
-        guider = call(comfy, "CFGGuider", model=model, positive=case.positive, negative=case.negative,
-                      cfg=case.cfg)[0]
+        guider = call(comfy, "CFGGuider", model=model, positive=case.positive, negative=case.negative, cfg=case.cfg)[0]
     noise = call(comfy, "RandomNoise", noise_seed=seed)[0]
     sigmas = call(comfy, "BasicScheduler", model=model, scheduler="simple", steps=steps, denoise=1.0)[0]
     chosen = call(comfy, "KSamplerSelect", sampler_name=sampler)[0]
-    out = call(comfy, "SamplerCustomAdvanced", noise=noise, guider=guider, sampler=chosen, sigmas=sigmas,
-               latent_image={"samples": case.latent.clone()})
+    out = call(
+        comfy,
+        "SamplerCustomAdvanced",
+        noise=noise,
+        guider=guider,
+        sampler=chosen,
+        sigmas=sigmas,
+        latent_image={"samples": case.latent.clone()},
+    )
     return out[0]["samples"]
-
-

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-
 from grounded_ip2p.sampling import (
     BackgroundBlender,
     Window,
@@ -20,7 +19,7 @@ from grounded_ip2p.sampling import (
 )
 
 # A toy VP schedule in sigma form, like SD's (scaled-linear betas), for sigma <-> timestep maps.
-BETAS = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2
+BETAS = torch.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2
 SIGMAS = ((1 - torch.cumprod(1 - BETAS, 0)) / torch.cumprod(1 - BETAS, 0)) ** 0.5
 
 
@@ -148,7 +147,9 @@ def test_blend_keeps_x_inside_and_background_outside():
     blender = make_blender("noised")
     x, bg = torch.full((2, 4, 8, 8), 5.0), torch.full((2, 4, 8, 8), -1.0)
     out = blender.blend(x, bg)
-    assert torch.equal(out[..., 3, 3], torch.full((2, 4), 5.0)) and torch.equal(out[..., 0, 0], torch.full((2, 4), -1.0))
+    assert torch.equal(out[..., 3, 3], torch.full((2, 4), 5.0)) and torch.equal(
+        out[..., 0, 0], torch.full((2, 4), -1.0)
+    )
 
 
 @pytest.mark.parametrize("mode", ["inversion", "noised"])

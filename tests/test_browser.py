@@ -29,6 +29,7 @@ from .conftest import NO_COMFY
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
 from .test_workflows import NOT_EXECUTED  # noqa: E402  (edit-model workflows that load but cannot run here)
+
 UPDATE = os.environ.get("GIP2P_UPDATE_SCREENSHOTS") == "1"
 WINDOW = (1600, 1000)
 THUMBNAIL_WIDTH = 400
@@ -144,6 +145,7 @@ app.queuePrompt(0, 1).then(
 
 # --- fixtures ----------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     comfy_path = comfy_path_or_none()
@@ -151,9 +153,11 @@ def server(tmp_path_factory):
         _unavailable(NO_COMFY)
     browser, driver = find_chromium()
     if not (browser and driver):
-        _unavailable("Chromium and its driver are not installed (the browser test drives ComfyUI's web "
-                     "frontend in headless Chromium): `apt-get install -y chromium chromium-driver` "
-                     "(`.ci/run` does this)")
+        _unavailable(
+            "Chromium and its driver are not installed (the browser test drives ComfyUI's web "
+            "frontend in headless Chromium): `apt-get install -y chromium chromium-driver` "
+            "(`.ci/run` does this)"
+        )
     try:
         import selenium  # noqa: F401
     except ImportError:
@@ -172,15 +176,23 @@ def page(server):
     browser, driver_path = find_chromium()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                f"--window-size={WINDOW[0]},{WINDOW[1]}", "--hide-scrollbars", "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
         # the page itself 1600x1000 (--window-size sizes the window, whose page area is smaller)
-        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                               {"width": WINDOW[0], "height": WINDOW[1], "deviceScaleFactor": 1, "mobile": False})
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": WINDOW[0], "height": WINDOW[1], "deviceScaleFactor": 1, "mobile": False},
+        )
         driver.set_script_timeout(120)
         driver.get(server.url + "/")
         _wait(lambda: driver.execute_script(APP_READY), 90, "the ComfyUI frontend did not start")
@@ -212,8 +224,11 @@ class Page:
     def severe_logs(self) -> list[str]:
         """SEVERE browser console entries since the last call: JS exceptions and console.error, not
         network noise (favicon, user.css, unreachable api.comfy.org) nor what the frontend logs anyway."""
-        return [e["message"] for e in self.driver.get_log("browser")
-                if e["level"] == "SEVERE" and e.get("source") != "network" and e["message"] not in self.baseline]
+        return [
+            e["message"]
+            for e in self.driver.get_log("browser")
+            if e["level"] == "SEVERE" and e.get("source") != "network" and e["message"] not in self.baseline
+        ]
 
 
 def _wait(condition, timeout, message=None, interval=0.5):
@@ -267,6 +282,7 @@ def _save_screenshot(png: bytes, fit: dict, name: str, tmp_dir: Path) -> Path:
 
 # --- the test ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_workflow_in_the_web_frontend(page, server, path, screenshot_dir):
     name = path.stem
@@ -292,8 +308,10 @@ def test_example_workflow_in_the_web_frontend(page, server, path, screenshot_dir
     shot = _save_screenshot(page.driver.get_screenshot_as_png(), fit, name, screenshot_dir)
 
     if name in NOT_EXECUTED:  # the edit model's text encoders cannot be built here: loaded and shown only
-        print(f"\n{name}: {loaded['nodes']} nodes, no missing nodes, no dialog; not queued ({NOT_EXECUTED[name]}); "
-              f"screenshot {shot}")
+        print(
+            f"\n{name}: {loaded['nodes']} nodes, no missing nodes, no dialog; not queued ({NOT_EXECUTED[name]}); "
+            f"screenshot {shot}"
+        )
         return
 
     # 3. queue it (fewer steps) as the Run button does
@@ -321,7 +339,8 @@ def test_example_workflow_in_the_web_frontend(page, server, path, screenshot_dir
     status = entry.get("status", {})
     errors = [m for m in status.get("messages", []) if m[0] in ("execution_error", "execution_interrupted")]
     assert status.get("status_str") == "success" and status.get("completed"), (
-        f"{name}: the run failed: {json.dumps(errors)[:3000]}\n{server.log_tail(3000)}")
+        f"{name}: the run failed: {json.dumps(errors)[:3000]}\n{server.log_tail(3000)}"
+    )
 
     # 5. every SaveImage node wrote its files into the output folder
     saves = {str(n["id"]) for n in workflow["nodes"] if n["type"] == "SaveImage" and n.get("mode", 0) == 0}
@@ -340,7 +359,9 @@ def test_example_workflow_in_the_web_frontend(page, server, path, screenshot_dir
     assert not dialogs, f"{name}: error shown in the frontend after the run: {dialogs}"
     severe = page.severe_logs()
     assert not severe, f"{name}: browser console errors: {severe}"
-    print(f"\n{name}: {loaded['nodes']} nodes, no missing nodes, no dialog; steps->{STEPS} on {changed} sampler(s); "
-          f"queued {prompt_id}; success; {len(written)} image(s) written "
-          f"({', '.join(sorted(p.name for p in written))}); view scale {fit['scale']:.2f}, photo shown {bool(shown)}; "
-          f"screenshot {shot}; {time.monotonic() - started:.1f} s")
+    print(
+        f"\n{name}: {loaded['nodes']} nodes, no missing nodes, no dialog; steps->{STEPS} on {changed} sampler(s); "
+        f"queued {prompt_id}; success; {len(written)} image(s) written "
+        f"({', '.join(sorted(p.name for p in written))}); view scale {fit['scale']:.2f}, photo shown {bool(shown)}; "
+        f"screenshot {shot}; {time.monotonic() - started:.1f} s"
+    )

@@ -1,20 +1,46 @@
 """The `grounded-ip2p parse` command: one answer per line, fixed fields, robust to any input."""
+
 import json
 import subprocess
 import sys
 
-FIELDS = ["kind", "target", "target_head", "grounding_phrase", "plural", "direction", "ordinal",
-          "relation", "anchor", "anchor_head", "simplified", "phrases"]
+FIELDS = [
+    "kind",
+    "target",
+    "target_head",
+    "grounding_phrase",
+    "plural",
+    "direction",
+    "ordinal",
+    "relation",
+    "anchor",
+    "anchor_head",
+    "simplified",
+    "phrases",
+]
 
 
 def cli(*args, stdin=""):
-    return subprocess.run([sys.executable, "-m", "grounded_ip2p.cli", *args], input=stdin,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "grounded_ip2p.headless.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_parse_json_answers_every_line_in_order():
-    lines = ["make the left car purple", "", "   ", "%%%% ### !!", "x" * 10000,
-             "把左边的汽车变成紫色", "change the lamp right of the bed to a candle", "give her gray hair"]
+    lines = [
+        "make the left car purple",
+        "",
+        "   ",
+        "%%%% ### !!",
+        "x" * 10000,
+        "把左边的汽车变成紫色",
+        "change the lamp right of the bed to a candle",
+        "give her gray hair",
+    ]
     res = cli("parse", "--json", stdin="\n".join(lines) + "\n")
     assert res.returncode == 0, res.stderr
     answers = [json.loads(line) for line in res.stdout.splitlines()]

@@ -9,7 +9,6 @@ import socket
 import numpy as np
 import pytest
 import torch
-
 from grounded_ip2p.grounding import clip_score
 from grounded_ip2p.grounding.detections import Detections
 
@@ -66,10 +65,14 @@ def test_open_clip_file_loads_the_saved_weights(scorers):
 def test_hf_file_config_is_read_from_shapes(scorers):
     model = scorers["hf_file"].model
     text, vision = model.config.text_config, model.config.vision_config
-    assert (text.hidden_size, text.num_hidden_layers, text.intermediate_size, text.vocab_size,
-            text.max_position_embeddings) == (64, 2, 256, 49408, 77)
-    assert (vision.hidden_size, vision.num_hidden_layers, vision.patch_size,
-            vision.image_size) == (64, 2, 14, 224)
+    assert (
+        text.hidden_size,
+        text.num_hidden_layers,
+        text.intermediate_size,
+        text.vocab_size,
+        text.max_position_embeddings,
+    ) == (64, 2, 256, 49408, 77)
+    assert (vision.hidden_size, vision.num_hidden_layers, vision.patch_size, vision.image_size) == (64, 2, 14, 224)
     assert model.config.projection_dim == 32
     expected = tiny_hf_clip().state_dict()
     for name, value in model.state_dict().items():
@@ -124,17 +127,21 @@ def test_nothing_is_downloaded(monkeypatch, paths):
 
 def _save(path, sd):
     from safetensors.torch import save_file
+
     save_file(sd, str(path))
 
 
-@pytest.mark.parametrize("kind,name,match", [
-    ("vision only", "clip_vision_l.safetensors", "vision model only"),
-    ("text only", "clip_l.safetensors", "text encoder only"),
-    ("sam", "sam_vit_b_01ec64.pth", "no CLIP image and text encoders"),
-    ("truncated", "ViT-L-14.safetensors", "cannot be read"),
-    ("folder", "not-a-clip", "not a Hugging Face CLIP folder"),
-    ("missing", "nothing.safetensors", "no such file"),
-])
+@pytest.mark.parametrize(
+    "kind,name,match",
+    [
+        ("vision only", "clip_vision_l.safetensors", "vision model only"),
+        ("text only", "clip_l.safetensors", "text encoder only"),
+        ("sam", "sam_vit_b_01ec64.pth", "no CLIP image and text encoders"),
+        ("truncated", "ViT-L-14.safetensors", "cannot be read"),
+        ("folder", "not-a-clip", "not a Hugging Face CLIP folder"),
+        ("missing", "nothing.safetensors", "no such file"),
+    ],
+)
 def test_wrong_files_say_what_to_use(tmp_path, paths, kind, name, match):
     path = tmp_path / name
     hf = {k: v for k, v in tiny_hf_clip().state_dict().items()}
@@ -204,8 +211,22 @@ def test_reduced_precision_weights(paths):
     assert torch.allclose(half.score(crops, PHRASES), full.score(crops, PHRASES), atol=3.0)
 
 
-@pytest.mark.parametrize("height,width", [(300, 500), (500, 300), (225, 1000), (1000, 225), (100, 100),
-                                          (224, 225), (3, 2000), (2000, 3), (224, 224), (600, 601), (37, 999)])
+@pytest.mark.parametrize(
+    "height,width",
+    [
+        (300, 500),
+        (500, 300),
+        (225, 1000),
+        (1000, 225),
+        (100, 100),
+        (224, 225),
+        (3, 2000),
+        (2000, 3),
+        (224, 224),
+        (600, 601),
+        (37, 999),
+    ],
+)
 def test_thumbnail_size_is_pils(height, width):
     from PIL import Image
 
@@ -259,8 +280,12 @@ class FakeScorer:
 
 def _detections(image_size=(120, 200)) -> Detections:
     boxes = [[10, 10, 50, 40], [120, 30, 180, 90], [100, 60, 150, 110], [0, 0, 200, 120]]
-    return Detections(torch.tensor(boxes, dtype=torch.float32), torch.tensor([0.9, 0.8, 0.5, 0.4]),
-                      ["the man", "a bear", "the man", "the sky"], image_size)
+    return Detections(
+        torch.tensor(boxes, dtype=torch.float32),
+        torch.tensor([0.9, 0.8, 0.5, 0.4]),
+        ["the man", "a bear", "the man", "the sky"],
+        image_size,
+    )
 
 
 def test_union_box_crops_in_one_call(image):
@@ -299,10 +324,15 @@ def test_no_box_scores_zero_and_beats_nothing(image):
 
 def test_table_marks_the_winner(image):
     fake = FakeScorer({"the man": 20.0, "a bear": 25.5})
-    table = clip_score.pick_phrase(image, _detections(), ["the man", "a bear", "a kite", "the sky"], fake,
-                                   exclude=["the sky"]).table()
-    assert table.splitlines() == ["  the man: 20.00", "* a bear: 25.50", "  a kite: 0.00 (no box)",
-                                  "  the sky: -1.00 (excluded)"]
+    table = clip_score.pick_phrase(
+        image, _detections(), ["the man", "a bear", "a kite", "the sky"], fake, exclude=["the sky"]
+    ).table()
+    assert table.splitlines() == [
+        "  the man: 20.00",
+        "* a bear: 25.50",
+        "  a kite: 0.00 (no box)",
+        "  the sky: -1.00 (excluded)",
+    ]
 
 
 def test_pick_phrase_checks_its_inputs(image):

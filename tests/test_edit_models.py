@@ -9,8 +9,11 @@ import pytest
 from .restore_cases import flux_edit_case, qwen_edit_case
 
 
-@pytest.mark.parametrize("build, model_class, latent_ndim", [(qwen_edit_case, "QwenImage", 5), (flux_edit_case, "Flux", 4)],
-                         ids=["qwen", "flux"])
+@pytest.mark.parametrize(
+    "build, model_class, latent_ndim",
+    [(qwen_edit_case, "QwenImage", 5), (flux_edit_case, "Flux", 4)],
+    ids=["qwen", "flux"],
+)
 def test_loads_as_its_flow_model(comfy, build, model_class, latent_ndim):
     from comfy import model_base, model_sampling
 

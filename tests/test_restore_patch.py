@@ -32,8 +32,9 @@ def ip2p_case(comfy, ip2p_checkpoint):
     positive = call(comfy, "CLIPTextEncode", clip=clip, text="make the car purple")[0]
     negative = call(comfy, "CLIPTextEncode", clip=clip, text="")[0]
     image = torch.rand(1, SIZE, SIZE, 3, generator=torch.Generator().manual_seed(0))
-    pos, mid, latent = call(comfy, "InstructPixToPixConditioning", positive=positive, negative=negative,
-                            vae=vae, pixels=image)
+    pos, mid, latent = call(
+        comfy, "InstructPixToPixConditioning", positive=positive, negative=negative, vae=vae, pixels=image
+    )
     source = call(comfy, "VAEEncode", pixels=image, vae=vae)[0]["samples"]
     return Case("ip2p", model, pos, negative, source, latent["samples"], 7.5, ip2p_middle=mid)
 
@@ -55,8 +56,14 @@ def case(request):
 
 def patch(comfy, case, mask, start_percent=0.5, end_percent=1.0, background="noised"):
     cls = comfy.node_class(RESTORE_NODE)
-    return cls.execute(model=case.model, source={"samples": case.source}, mask=mask, start_percent=start_percent,
-                       end_percent=end_percent, background=background).args[0]
+    return cls.execute(
+        model=case.model,
+        source={"samples": case.source},
+        mask=mask,
+        start_percent=start_percent,
+        end_percent=end_percent,
+        background=background,
+    ).args[0]
 
 
 SAMPLER_NODES = {"KSampler": ksampler, "SamplerCustomAdvanced": custom_advanced}
@@ -121,8 +128,14 @@ def test_no_mask_or_all_ones_leaves_the_model_untouched(comfy, case):
     cls = comfy.node_class(RESTORE_NODE)
     plain = ksampler(comfy, case, case.model, "euler", steps=2)
     for mask in (None, torch.ones(1, SIZE, SIZE)):
-        model = cls.execute(model=case.model, source={"samples": case.source}, mask=mask, start_percent=0.5,
-                            end_percent=1.0, background="noised").args[0]
+        model = cls.execute(
+            model=case.model,
+            source={"samples": case.source},
+            mask=mask,
+            start_percent=0.5,
+            end_percent=1.0,
+            background="noised",
+        ).args[0]
         assert model is case.model
         assert torch.equal(ksampler(comfy, case, model, "euler", steps=2), plain)
 
@@ -146,7 +159,9 @@ def test_mismatches_are_clear_errors(comfy, flux_case):
     with pytest.raises(ValueError, match="Restore Background.*2 masks for 1 images"):
         ksampler(comfy, case, patch(comfy, case, edit_mask(batch=2)), "euler", steps=2)
     small = Case(**{**case.__dict__, "source": case.source[..., :4, :4]})
-    with pytest.raises(ValueError, match=r"Restore Background.*source latent is 32x32 px.*sampler's latent is 64x64 px"):
+    with pytest.raises(
+        ValueError, match=r"Restore Background.*source latent is 32x32 px.*sampler's latent is 64x64 px"
+    ):
         ksampler(comfy, case, patch(comfy, small, edit_mask()), "euler", steps=2)
     with pytest.raises(ValueError, match="Restore Background.*start_percent <= end_percent"):
         patch(comfy, case, edit_mask(), start_percent=0.9, end_percent=0.5)

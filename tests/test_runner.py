@@ -1,10 +1,11 @@
 """`grounded-ip2p run`, the headless runner, in a subprocess against the ComfyUI at COMFYUI_PATH."""
+
 from __future__ import annotations
 
 import os
 import subprocess
-from pathlib import Path
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -17,8 +18,11 @@ from .grounding_models import provide
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("run-models")
-    for folder, name in (("grounding-dino", "groundingdino_swint_ogc.pth"), ("sams", "sam_vit_h_4b8939.pth"),
-                         ("clip_filter", "ViT-L-14.pt")):
+    for folder, name in (
+        ("grounding-dino", "groundingdino_swint_ogc.pth"),
+        ("sams", "sam_vit_h_4b8939.pth"),
+        ("clip_filter", "ViT-L-14.pt"),
+    ):
         provide(None, root, folder, name)
     ckpt = checkpoints.ip2p_checkpoint()
     (root / "checkpoints").mkdir()
@@ -37,16 +41,35 @@ def comfyui():
 
 
 def run(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "grounded_ip2p.cli", "run", *args],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "grounded_ip2p.headless.cli", "run", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_grounded_edit_with_debug_outputs(comfyui, models_dir, tmp_path):
     Image.new("RGB", (96, 64), (90, 140, 200)).save(tmp_path / "in.png")
     out = tmp_path / "result" / "edit.png"
-    res = run("--image", str(tmp_path / "in.png"), "--instruction", "make the left car purple", "--out", str(out),
-              "--comfyui", str(comfyui), "--models-dir", str(models_dir), "--cpu", "--steps", "2", "--seed", "3",
-              "--debug")
+    res = run(
+        "--image",
+        str(tmp_path / "in.png"),
+        "--instruction",
+        "make the left car purple",
+        "--out",
+        str(out),
+        "--comfyui",
+        str(comfyui),
+        "--models-dir",
+        str(models_dir),
+        "--cpu",
+        "--steps",
+        "2",
+        "--seed",
+        "3",
+        "--debug",
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     written = res.stdout.split()
     assert written == [str(out), str(out.with_name("edit_mask.png")), str(out.with_name("edit_boxes.png"))]
@@ -57,8 +80,19 @@ def test_grounded_edit_with_debug_outputs(comfyui, models_dir, tmp_path):
 
 def test_missing_model_is_one_line(comfyui, models_dir, tmp_path):
     Image.new("RGB", (64, 64)).save(tmp_path / "in.png")
-    res = run("--image", str(tmp_path / "in.png"), "--out", str(tmp_path / "o.png"), "--comfyui", str(comfyui),
-              "--models-dir", str(models_dir), "--cpu", "--sam", "sam_vit_x.pth")
+    res = run(
+        "--image",
+        str(tmp_path / "in.png"),
+        "--out",
+        str(tmp_path / "o.png"),
+        "--comfyui",
+        str(comfyui),
+        "--models-dir",
+        str(models_dir),
+        "--cpu",
+        "--sam",
+        "sam_vit_x.pth",
+    )
     assert res.returncode == 1
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("grounded-ip2p run: ") and "sam_vit_x.pth" in last and "models" in last
@@ -68,7 +102,9 @@ def test_missing_model_is_one_line(comfyui, models_dir, tmp_path):
 def test_bad_input_is_one_line_without_starting_comfyui(tmp_path, case):
     (tmp_path / "bad.png").write_bytes(b"not an image")
     Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
-    image = {"missing": tmp_path / "gone.png", "unreadable": tmp_path / "bad.png", "workflow": tmp_path / "ok.png"}[case]
+    image = {"missing": tmp_path / "gone.png", "unreadable": tmp_path / "bad.png", "workflow": tmp_path / "ok.png"}[
+        case
+    ]
     extra = ["--workflow", "no_such_workflow"] if case == "workflow" else []
     res = run("--image", str(image), "--out", str(tmp_path / "o.png"), *extra, timeout=60)
     assert res.returncode == 1 and res.stdout == ""
@@ -85,7 +121,9 @@ def server(comfyui, tmp_path_factory):
     from .browser_server import ComfyServer, prepare_base
 
     base = tmp_path_factory.mktemp("run-server")
-    workflow = json.loads((Path(__file__).resolve().parents[1] / "example_workflows" / "grounded_edit.json").read_text())
+    workflow = json.loads(
+        (Path(__file__).resolve().parents[1] / "example_workflows" / "grounded_edit.json").read_text()
+    )
     prepare_base(base, [workflow], comfyui)
     with ComfyServer(comfyui, base) as srv:
         yield srv
@@ -94,8 +132,19 @@ def server(comfyui, tmp_path_factory):
 def test_grounded_edit_on_a_running_server(server, tmp_path):
     Image.new("RGB", (80, 56), (90, 140, 200)).save(tmp_path / "photo.png")
     out = tmp_path / "edit.jpg"
-    res = run("--server", server.url, "--image", str(tmp_path / "photo.png"), "--instruction", "make the dog red",
-              "--out", str(out), "--steps", "2", "--debug")
+    res = run(
+        "--server",
+        server.url,
+        "--image",
+        str(tmp_path / "photo.png"),
+        "--instruction",
+        "make the dog red",
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--debug",
+    )
     assert res.returncode == 0, res.stderr[-2000:] + server.log_tail()
     assert res.stdout.split() == [str(out), str(tmp_path / "edit_mask.png"), str(tmp_path / "edit_boxes.png")]
     assert Image.open(out).size == (80, 56) and Image.open(out).format == "JPEG"
@@ -103,8 +152,16 @@ def test_grounded_edit_on_a_running_server(server, tmp_path):
 
 def test_missing_model_on_the_server_is_one_line(server, tmp_path):
     Image.new("RGB", (64, 64)).save(tmp_path / "photo.png")
-    res = run("--server", server.url, "--image", str(tmp_path / "photo.png"), "--out", str(tmp_path / "o.png"),
-              "--grounding-dino", "groundingdino_swinb_cogcoor.pth")
+    res = run(
+        "--server",
+        server.url,
+        "--image",
+        str(tmp_path / "photo.png"),
+        "--out",
+        str(tmp_path / "o.png"),
+        "--grounding-dino",
+        "groundingdino_swinb_cogcoor.pth",
+    )
     assert res.returncode == 1
     lines = res.stderr.strip().splitlines()
     assert lines[-1].startswith("grounded-ip2p run: ") and "groundingdino_swinb_cogcoor.pth" in lines[-1]

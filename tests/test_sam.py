@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from grounded_ip2p.grounding import sam
 
 from .checkpoints import cache_dir
@@ -54,12 +53,15 @@ def _shape_only_sam(embed_dim: int, depth: int, head_dim: int, global_blocks) ->
     return sd
 
 
-@pytest.mark.parametrize("variant,embed_dim,depth,head_dim,heads,global_blocks", [
-    ("vit_b", 768, 12, 64, 12, (2, 5, 8, 11)),
-    ("vit_l", 1024, 24, 64, 16, (5, 11, 17, 23)),
-    ("vit_h", 1280, 32, 80, 16, (7, 15, 23, 31)),
-    ("custom", 512, 6, 64, 8, (5,)),
-])
+@pytest.mark.parametrize(
+    "variant,embed_dim,depth,head_dim,heads,global_blocks",
+    [
+        ("vit_b", 768, 12, 64, 12, (2, 5, 8, 11)),
+        ("vit_l", 1024, 24, 64, 16, (5, 11, 17, 23)),
+        ("vit_h", 1280, 32, 80, 16, (7, 15, 23, 31)),
+        ("custom", 512, 6, 64, 8, (5,)),
+    ],
+)
 def test_architecture_is_read_from_shapes(variant, embed_dim, depth, head_dim, heads, global_blocks):
     arch = sam.sam_architecture(_shape_only_sam(embed_dim, depth, head_dim, global_blocks))
     assert arch == sam.SamArchitecture(embed_dim, depth, heads, global_blocks)
@@ -86,8 +88,14 @@ def test_safetensors_with_the_same_keys_loads(tmp_path, tiny):
 
 def _sd_checkpoint(path):
     from safetensors.torch import save_file
-    save_file({"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
-               "first_stage_model.encoder.conv_in.weight": torch.zeros(128, 3, 3, 3)}, str(path))
+
+    save_file(
+        {
+            "model.diffusion_model.input_blocks.0.0.weight": torch.zeros(320, 4, 3, 3),
+            "first_stage_model.encoder.conv_in.weight": torch.zeros(128, 3, 3, 3),
+        },
+        str(path),
+    )
 
 
 def _gdino_checkpoint(path):
@@ -105,14 +113,17 @@ def _wrong_shape(path):
     torch.save(sd, path)
 
 
-@pytest.mark.parametrize("kind,filename", [
-    ("stable diffusion", "v1-5-pruned-emaonly.safetensors"),
-    ("groundingdino", "groundingdino_swint_ogc.pth"),
-    ("truncated", "sam_vit_h_4b8939.pth"),
-    ("wrong shape", "sam_vit_l_0b3195.pth"),
-    ("text", "notes.pth"),
-    ("missing", "sam_vit_h_4b8939.pth"),
-])
+@pytest.mark.parametrize(
+    "kind,filename",
+    [
+        ("stable diffusion", "v1-5-pruned-emaonly.safetensors"),
+        ("groundingdino", "groundingdino_swint_ogc.pth"),
+        ("truncated", "sam_vit_h_4b8939.pth"),
+        ("wrong shape", "sam_vit_l_0b3195.pth"),
+        ("text", "notes.pth"),
+        ("missing", "sam_vit_h_4b8939.pth"),
+    ],
+)
 def test_wrong_files_say_what_to_use(tmp_path, tiny_path, kind, filename):
     path = tmp_path / filename
     if kind == "stable diffusion":

@@ -34,10 +34,22 @@ def graph(ckpt, image, instruction="make the car purple"):
 
 
 def blended(sampler, steps, seed, mask=False, background="inversion", scheduler="normal", start_t=100, end_t=1):
-    inputs = {"model": ["ckpt", 0], "positive": ["pos", 0], "negative": ["neg", 0], "vae": ["ckpt", 2],
-              "image": ["img", 0], "seed": seed, "steps": steps, "text_cfg": 7.5, "image_cfg": 1.5,
-              "sampler_name": sampler, "scheduler": scheduler, "start_t": start_t, "end_t": end_t,
-              "background": background}
+    inputs = {
+        "model": ["ckpt", 0],
+        "positive": ["pos", 0],
+        "negative": ["neg", 0],
+        "vae": ["ckpt", 2],
+        "image": ["img", 0],
+        "seed": seed,
+        "steps": steps,
+        "text_cfg": 7.5,
+        "image_cfg": 1.5,
+        "sampler_name": sampler,
+        "scheduler": scheduler,
+        "start_t": start_t,
+        "end_t": end_t,
+        "background": background,
+    }
     if mask:
         inputs["mask"] = ["img", 1]
     return {"out": {"class_type": NODE, "inputs": inputs}}
@@ -46,18 +58,38 @@ def blended(sampler, steps, seed, mask=False, background="inversion", scheduler=
 def native(sampler, steps, seed, scheduler="normal"):
     """ComfyUI's own InstructPix2Pix path."""
     return {
-        "ip2p": {"class_type": "InstructPixToPixConditioning",
-                 "inputs": {"positive": ["pos", 0], "negative": ["neg", 0], "vae": ["ckpt", 2], "pixels": ["img", 0]}},
-        "guider": {"class_type": "DualCFGGuider",
-                   "inputs": {"model": ["ckpt", 0], "cond1": ["ip2p", 0], "cond2": ["ip2p", 1], "negative": ["neg", 0],
-                              "cfg_conds": 7.5, "cfg_cond2_negative": 1.5, "style": "regular"}},
+        "ip2p": {
+            "class_type": "InstructPixToPixConditioning",
+            "inputs": {"positive": ["pos", 0], "negative": ["neg", 0], "vae": ["ckpt", 2], "pixels": ["img", 0]},
+        },
+        "guider": {
+            "class_type": "DualCFGGuider",
+            "inputs": {
+                "model": ["ckpt", 0],
+                "cond1": ["ip2p", 0],
+                "cond2": ["ip2p", 1],
+                "negative": ["neg", 0],
+                "cfg_conds": 7.5,
+                "cfg_cond2_negative": 1.5,
+                "style": "regular",
+            },
+        },
         "noise": {"class_type": "RandomNoise", "inputs": {"noise_seed": seed}},
         "sampler": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": sampler}},
-        "sigmas": {"class_type": "BasicScheduler",
-                   "inputs": {"model": ["ckpt", 0], "scheduler": scheduler, "steps": steps, "denoise": 1.0}},
-        "out": {"class_type": "SamplerCustomAdvanced",
-                "inputs": {"noise": ["noise", 0], "guider": ["guider", 0], "sampler": ["sampler", 0],
-                           "sigmas": ["sigmas", 0], "latent_image": ["ip2p", 2]}},
+        "sigmas": {
+            "class_type": "BasicScheduler",
+            "inputs": {"model": ["ckpt", 0], "scheduler": scheduler, "steps": steps, "denoise": 1.0},
+        },
+        "out": {
+            "class_type": "SamplerCustomAdvanced",
+            "inputs": {
+                "noise": ["noise", 0],
+                "guider": ["guider", 0],
+                "sampler": ["sampler", 0],
+                "sigmas": ["sigmas", 0],
+                "latent_image": ["ip2p", 2],
+            },
+        },
     }
 
 
@@ -89,6 +121,7 @@ def test_seed_changes_result(comfy, ip2p_checkpoint, source_image):
 
 # --- the masked edit -------------------------------------------------------------------------
 
+
 def with_encoded_source(prompt):
     return {**prompt, "src": {"class_type": "VAEEncode", "inputs": {"pixels": ["img", 0], "vae": ["ckpt", 2]}}}
 
@@ -104,8 +137,9 @@ def latent_region_masks(comfy, results, latent):
 @pytest.mark.parametrize("background", ["inversion", "noised"])
 @pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m"])
 def test_masked_output_keeps_source_outside_the_mask(comfy, ip2p_checkpoint, source_image, sampler, background):
-    prompt = with_encoded_source({**graph(ip2p_checkpoint, source_image),
-                                  **blended(sampler, 6, seed=3, mask=True, background=background)})
+    prompt = with_encoded_source(
+        {**graph(ip2p_checkpoint, source_image), **blended(sampler, 6, seed=3, mask=True, background=background)}
+    )
     results = comfy.run(prompt, capture=("out", "src"))
     out, src = comfy.output(results, "out")["samples"], comfy.output(results, "src")["samples"]
     outside, inside = latent_region_masks(comfy, results, out)
@@ -142,9 +176,25 @@ def test_before_the_window_every_model_call_matches_the_unmasked_run(comfy, load
     mask[:, 8:40, 16:48] = 1.0
     ms = model.get_model_object("model_sampling")
     for background in ("inversion", "noised"):
+
         def run(m, masked):
-            sample(m, positive, negative, vae, image, mask if masked else None, 5, 8, 7.5, 1.5,
-                   "euler_ancestral", "normal", 400, 1, background)
+            sample(
+                m,
+                positive,
+                negative,
+                vae,
+                image,
+                mask if masked else None,
+                5,
+                8,
+                7.5,
+                1.5,
+                "euler_ancestral",
+                "normal",
+                400,
+                1,
+                background,
+            )
 
         plain = recorded_calls(model, lambda m: run(m, False))
         edited = recorded_calls(model, lambda m: run(m, True))
@@ -206,9 +256,26 @@ def test_a_model_that_is_not_ip2p_is_a_clear_error(comfy, loaded, ip2p_checkpoin
     sd[key] = sd[key][:, :4].contiguous()  # a plain SD1.5 UNet
     sd15 = comfy_sd.load_state_dict_guess_config(sd, output_vae=False, output_clip=False)[0]
     _, positive, negative, vae = loaded
-    with pytest.raises(ValueError, match="IP2PBlendedSampler: the model is not an InstructPix2Pix model .*4 input channels"):
-        comfy.pack_module().blended_sample(sd15, positive, negative, vae, torch.rand(1, SIZE, SIZE, 3), None, 0, 2,
-                                           7.5, 1.5, "euler", "normal", 100, 1, "noised")
+    with pytest.raises(
+        ValueError, match="IP2PBlendedSampler: the model is not an InstructPix2Pix model .*4 input channels"
+    ):
+        comfy.pack_module().blended_sample(
+            sd15,
+            positive,
+            negative,
+            vae,
+            torch.rand(1, SIZE, SIZE, 3),
+            None,
+            0,
+            2,
+            7.5,
+            1.5,
+            "euler",
+            "normal",
+            100,
+            1,
+            "noised",
+        )
 
 
 @pytest.mark.parametrize("channels", [1, 4])
@@ -217,8 +284,9 @@ def test_odd_sizes_gray_and_rgba_images(comfy, loaded, channels):
     image = torch.rand(1, 61, 75, channels)
     mask = torch.zeros(1, 30, 30)
     mask[:, 5:20, 5:20] = 1
-    out, _ = comfy.pack_module().blended_sample(model, positive, negative, vae, image, mask, 0, 2, 7.5, 1.5,
-                                             "euler", "normal", 999, 1, "noised")
+    out, _ = comfy.pack_module().blended_sample(
+        model, positive, negative, vae, image, mask, 0, 2, 7.5, 1.5, "euler", "normal", 999, 1, "noised"
+    )
     assert out["samples"].shape == (1, 4, 61 // 8, 75 // 8)
     assert torch.isfinite(out["samples"]).all()
 
@@ -241,8 +309,12 @@ def test_cancel_mid_run_leaves_comfy_usable(comfy, ip2p_checkpoint, source_image
 
 @pytest.mark.parametrize("sampler", ["heun", "dpmpp_2s_ancestral", "ddim", "uni_pc", "lcm"])
 def test_other_samplers_work_with_a_mask(comfy, ip2p_checkpoint, source_image, sampler):
-    prompt = with_encoded_source({**graph(ip2p_checkpoint, source_image),
-                                  **blended(sampler, 4, seed=2, mask=True, background="inversion", start_t=600)})
+    prompt = with_encoded_source(
+        {
+            **graph(ip2p_checkpoint, source_image),
+            **blended(sampler, 4, seed=2, mask=True, background="inversion", start_t=600),
+        }
+    )
     results = comfy.run(prompt, capture=("out", "src"))
     out, src = comfy.output(results, "out")["samples"], comfy.output(results, "src")["samples"]
     outside, inside = latent_region_masks(comfy, results, out)

@@ -1,12 +1,17 @@
 """Guided box selection on synthetic boxes, and the phrase sets NounPhraseExtract builds."""
+
 import pytest
 import torch
-
 from grounded_ip2p.grounding.detections import Detections
 from grounded_ip2p.grounding.instruction import InstructionAnalysis
 from grounded_ip2p.grounding.phrases import detector_phrase, extract, noun_chunk_phrases
 from grounded_ip2p.grounding.selection import (
-    addition_box, containment_filter, on_side, pick_direction, region_box, select,
+    addition_box,
+    containment_filter,
+    on_side,
+    pick_direction,
+    region_box,
+    select,
 )
 
 SIZE = (400, 600)  # height, width
@@ -14,22 +19,30 @@ SIZE = (400, 600)  # height, width
 
 def dets(*items, size=SIZE):
     """items: (label, [x1, y1, x2, y2], score)"""
-    return Detections(torch.tensor([b for _, b, _ in items], dtype=torch.float32).reshape(-1, 4),
-                      torch.tensor([s for *_, s in items]), [l for l, *_ in items], size)
+    return Detections(
+        torch.tensor([b for _, b, _ in items], dtype=torch.float32).reshape(-1, 4),
+        torch.tensor([s for *_, s in items]),
+        [label for label, *_ in items],
+        size,
+    )
 
 
 def edit(**kw):
     return InstructionAnalysis(kind=kw.pop("kind", "edit"), **kw)
 
 
-CARS = dets(("car", [300, 100, 400, 200], 0.9),   # middle
-            ("car", [20, 120, 120, 220], 0.5),     # left
-            ("car", [480, 90, 590, 210], 0.7),     # right
-            ("tree", [0, 0, 50, 50], 0.8))
+CARS = dets(
+    ("car", [300, 100, 400, 200], 0.9),  # middle
+    ("car", [20, 120, 120, 220], 0.5),  # left
+    ("car", [480, 90, 590, 210], 0.7),  # right
+    ("tree", [0, 0, 50, 50], 0.8),
+)
 
 
-@pytest.mark.parametrize("direction,expected", [
-    ("left", [20, 120, 120, 220]), ("right", [480, 90, 590, 210]), ("center", [300, 100, 400, 200])])
+@pytest.mark.parametrize(
+    "direction,expected",
+    [("left", [20, 120, 120, 220]), ("right", [480, 90, 590, 210]), ("center", [300, 100, 400, 200])],
+)
 def test_absolute_direction_picks_one_car(direction, expected):
     out = select(edit(direction=direction, relation="absolute"), CARS, "car")
     assert out.boxes.tolist() == [expected]
@@ -37,8 +50,7 @@ def test_absolute_direction_picks_one_car(direction, expected):
 
 
 def test_top_and_bottom():
-    boxes = dets(("cup", [10, 300, 60, 350], 0.5), ("cup", [10, 10, 60, 60], 0.5),
-                 ("cup", [10, 150, 60, 200], 0.5))
+    boxes = dets(("cup", [10, 300, 60, 350], 0.5), ("cup", [10, 10, 60, 60], 0.5), ("cup", [10, 150, 60, 200], 0.5))
     assert pick_direction(boxes, "top").boxes[0, 1] == 10
     assert pick_direction(boxes, "bottom").boxes[0, 1] == 300
 
@@ -66,9 +78,12 @@ def test_singular_without_direction_keeps_best_box_plural_keeps_all():
 
 
 def test_containment_singular_keeps_object_plural_keeps_group():
-    boxes = dets(("cups", [0, 0, 200, 100], 0.6),        # group box
-                 ("cups", [10, 10, 90, 90], 0.8), ("cups", [110, 10, 190, 90], 0.7))
-    assert len(containment_filter(boxes, plural=True)) == 1        # the group box
+    boxes = dets(
+        ("cups", [0, 0, 200, 100], 0.6),  # group box
+        ("cups", [10, 10, 90, 90], 0.8),
+        ("cups", [110, 10, 190, 90], 0.7),
+    )
+    assert len(containment_filter(boxes, plural=True)) == 1  # the group box
     assert containment_filter(boxes, plural=True).boxes.tolist() == [[0, 0, 200, 100]]
     singles = containment_filter(boxes, plural=False)
     assert sorted(singles.boxes[:, 0].tolist()) == [10, 110]
@@ -76,9 +91,11 @@ def test_containment_singular_keeps_object_plural_keeps_group():
     assert len(containment_filter(same, plural=False)) == 1
 
 
-LAMPS = dets(("lamp", [20, 100, 80, 200], 0.8),      # left of the bed
-             ("lamp", [420, 100, 480, 200], 0.7),    # right of the bed
-             ("bed", [150, 150, 400, 350], 0.9))
+LAMPS = dets(
+    ("lamp", [20, 100, 80, 200], 0.8),  # left of the bed
+    ("lamp", [420, 100, 480, 200], 0.7),  # right of the bed
+    ("bed", [150, 150, 400, 350], 0.9),
+)
 
 
 def test_relative_picks_the_target_on_the_named_side():
@@ -93,14 +110,15 @@ def test_relative_rejects_the_wrong_side():
     only_left = dets(("lamp", [20, 100, 80, 200], 0.8), ("bed", [150, 150, 400, 350], 0.9))
     out = select(edit(direction="right", relation="relative"), only_left, "lamp", "bed")
     assert len(out) == 0 and "right of the anchor" in out.note
-    assert not on_side(torch.tensor([20., 100, 80, 200]), torch.tensor([150., 150, 400, 350]), "right")
+    assert not on_side(torch.tensor([20.0, 100, 80, 200]), torch.tensor([150.0, 150, 400, 350]), "right")
     # overlapping, barely right of the anchor's centre: not "right of" it
-    assert not on_side(torch.tensor([260., 150, 300, 350]), torch.tensor([150., 150, 400, 350]), "right")
+    assert not on_side(torch.tensor([260.0, 150, 300, 350]), torch.tensor([150.0, 150, 400, 350]), "right")
 
 
 def test_relative_without_direction_prefers_boxes_inside_the_anchor():
-    cups = dets(("cup", [10, 10, 40, 40], 0.9), ("cup", [200, 160, 230, 190], 0.5),
-                ("table", [150, 150, 400, 350], 0.9))
+    cups = dets(
+        ("cup", [10, 10, 40, 40], 0.9), ("cup", [200, 160, 230, 190], 0.5), ("table", [150, 150, 400, 350], 0.9)
+    )
     out = select(edit(relation="relative"), cups, "cup", "table")
     assert out.boxes.tolist() == [[200, 160, 230, 190]]
 
@@ -114,8 +132,7 @@ def test_relative_with_missing_anchor_falls_back_to_absolute_direction():
 @pytest.mark.parametrize("direction", ["left", "right", "top", "bottom", None])
 def test_addition_rectangle_is_next_to_the_anchor_and_inside_the_image(direction):
     anchor = LAMPS.with_label("bed")
-    out = select(InstructionAnalysis(kind="add", direction=direction, relation="relative"),
-                 anchor, None, "bed")
+    out = select(InstructionAnalysis(kind="add", direction=direction, relation="relative"), anchor, None, "bed")
     assert out.extra["fill"] and len(out) == 1
     x1, y1, x2, y2 = out.boxes[0].tolist()
     h, w = SIZE
@@ -134,9 +151,9 @@ def test_addition_rectangle_is_next_to_the_anchor_and_inside_the_image(direction
 
 
 def test_addition_clips_at_the_image_border_and_respects_minimum_size():
-    box = addition_box(torch.tensor([560., 10, 590, 30]), "right", SIZE)
-    assert box.tolist() == [590, 0, 600, 30]          # 50 px wide prior, clipped at x = 600
-    box = addition_box(torch.tensor([100., 100, 110, 110]), "left", SIZE)
+    box = addition_box(torch.tensor([560.0, 10, 590, 30]), "right", SIZE)
+    assert box.tolist() == [590, 0, 600, 30]  # 50 px wide prior, clipped at x = 600
+    box = addition_box(torch.tensor([100.0, 100, 110, 110]), "left", SIZE)
     assert box[2] - box[0] == 50 and box[3] - box[1] == 50
 
 
@@ -164,6 +181,7 @@ def test_reference_mode_is_the_union_of_the_phrase_boxes():
 
 
 # --- phrase sets -------------------------------------------------------------------------------
+
 
 def test_detector_phrase():
     assert detector_phrase("The Red car.") == "red car"

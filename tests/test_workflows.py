@@ -8,9 +8,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from grounded_ip2p import model_catalog, runner
-from grounded_ip2p.workflow import VIRTUAL_NODES, WorkflowError, ui_to_api
+from grounded_ip2p.headless import model_catalog
+from grounded_ip2p.headless import run_workflow as runner
+from grounded_ip2p.headless.ui_to_api import VIRTUAL_NODES, WorkflowError, ui_to_api
 
 from .grounding_models import LOADERS, provide
 
@@ -32,33 +32,59 @@ MODEL_LOADERS = {"CheckpointLoaderSimple", "UNETLoader", "CLIPLoader", "DualCLIP
 
 OBJECT_INFO = {
     "Loader": {"required": {"ckpt_name": (["a.safetensors", "b.safetensors"],)}},
-    "Sampler": {"required": {"model": ("MODEL",), "seed": ("INT", {"control_after_generate": True}),
-                             "steps": ("INT", {}), "name": ("COMBO", {"options": ["x", "y"]})},
-                "optional": {"mask": ("MASK",), "strength": ("FLOAT", {})}},
+    "Sampler": {
+        "required": {
+            "model": ("MODEL",),
+            "seed": ("INT", {"control_after_generate": True}),
+            "steps": ("INT", {}),
+            "name": ("COMBO", {"options": ["x", "y"]}),
+        },
+        "optional": {"mask": ("MASK",), "strength": ("FLOAT", {})},
+    },
 }
 
 
 def ui_node(id, type, inputs=(), widgets=(), mode=0, outputs=()):
-    return {"id": id, "type": type, "mode": mode, "inputs": [dict(i) for i in inputs],
-            "outputs": [{"name": o, "type": o} for o in outputs], "widgets_values": list(widgets)}
+    return {
+        "id": id,
+        "type": type,
+        "mode": mode,
+        "inputs": [dict(i) for i in inputs],
+        "outputs": [{"name": o, "type": o} for o in outputs],
+        "widgets_values": list(widgets),
+    }
 
 
 def test_converter_maps_widgets_links_and_skips_frontend_nodes():
-    wf = {"nodes": [ui_node(1, "Loader", widgets=["b.safetensors"], outputs=["MODEL"]),
-                    ui_node(2, "Reroute", inputs=[{"name": "", "type": "*", "link": 1}], outputs=["MODEL"]),
-                    ui_node(3, "Sampler", inputs=[{"name": "model", "type": "MODEL", "link": 2},
-                                                  {"name": "steps", "type": "INT", "link": 3, "widget": {"name": "steps"}}],
-                            widgets=[7, "randomize", 20, "y", 0.5]),
-                    ui_node(4, "Note", widgets=["hello"]),
-                    ui_node(5, "Loader", widgets=["a.safetensors"], mode=2)],
-          "links": [[1, 1, 0, 2, 0, "MODEL"], [2, 2, 0, 3, 0, "MODEL"], [3, 6, 0, 3, 1, "INT"]]}
+    wf = {
+        "nodes": [
+            ui_node(1, "Loader", widgets=["b.safetensors"], outputs=["MODEL"]),
+            ui_node(2, "Reroute", inputs=[{"name": "", "type": "*", "link": 1}], outputs=["MODEL"]),
+            ui_node(
+                3,
+                "Sampler",
+                inputs=[
+                    {"name": "model", "type": "MODEL", "link": 2},
+                    {"name": "steps", "type": "INT", "link": 3, "widget": {"name": "steps"}},
+                ],
+                widgets=[7, "randomize", 20, "y", 0.5],
+            ),
+            ui_node(4, "Note", widgets=["hello"]),
+            ui_node(5, "Loader", widgets=["a.safetensors"], mode=2),
+        ],
+        "links": [[1, 1, 0, 2, 0, "MODEL"], [2, 2, 0, 3, 0, "MODEL"], [3, 6, 0, 3, 1, "INT"]],
+    }
     wf["nodes"].append(ui_node(6, "Steps", outputs=["INT"]))
     info = dict(OBJECT_INFO, Steps={"required": {}})
     api = ui_to_api(wf, info)
-    assert api == {"1": {"class_type": "Loader", "inputs": {"ckpt_name": "b.safetensors"}},
-                   "3": {"class_type": "Sampler", "inputs": {"model": ["1", 0], "seed": 7, "steps": ["6", 0],
-                                                             "name": "y", "strength": 0.5}},
-                   "6": {"class_type": "Steps", "inputs": {}}}
+    assert api == {
+        "1": {"class_type": "Loader", "inputs": {"ckpt_name": "b.safetensors"}},
+        "3": {
+            "class_type": "Sampler",
+            "inputs": {"model": ["1", 0], "seed": 7, "steps": ["6", 0], "name": "y", "strength": 0.5},
+        },
+        "6": {"class_type": "Steps", "inputs": {}},
+    }
 
 
 def test_converter_names_missing_node_types():
@@ -120,7 +146,8 @@ def test_built_workflows_are_up_to_date(tmp_path, monkeypatch):
     for make in build.BUILDERS:
         fresh = make()
         assert fresh.read_text() == (EXAMPLES[0].parent / fresh.name).read_text(), (
-            f"{fresh.name} is stale: run `python example_workflows/build.py`")
+            f"{fresh.name} is stale: run `python example_workflows/build.py`"
+        )
 
 
 def test_not_executed_workflows_exist():
@@ -156,8 +183,9 @@ def _link_problems(workflow: dict, classes: dict) -> list[str]:
             if inp["link"] is not None and inp["link"] not in seen:
                 problems.append(f"node {n['id']} input {inp['name']!r} names a link that does not exist")
         for out in n["outputs"]:
-            problems += [f"node {n['id']} output {out['name']!r} names missing link {i}" for i in out["links"]
-                         if i not in seen]
+            problems += [
+                f"node {n['id']} output {out['name']!r} names missing link {i}" for i in out["links"] if i not in seen
+            ]
     return problems
 
 
@@ -187,8 +215,11 @@ def _without_edit_model(prompt: dict) -> dict:
     removed = {k for k, n in prompt.items() if n["class_type"] in MODEL_LOADERS}
     grew = True
     while grew:
-        more = {k for k, n in prompt.items() if k not in removed
-                and any(isinstance(v, list) and v[0] in removed for v in n["inputs"].values())}
+        more = {
+            k
+            for k, n in prompt.items()
+            if k not in removed and any(isinstance(v, list) and v[0] in removed for v in n["inputs"].values())
+        }
         grew, removed = bool(more), removed | more
     assert prompt[decoded[0]]["class_type"] == "VAEDecode" and decoded[0] in removed
     kept = {k: n for k, n in prompt.items() if k not in removed}
@@ -269,6 +300,10 @@ def _boxes(workflow: dict):
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
 def test_example_workflow_nodes_do_not_overlap(path):
     boxes = list(_boxes(json.loads(path.read_text())))
-    overlaps = [(a, b) for i, (a, ra) in enumerate(boxes) for b, rb in boxes[i + 1:]
-                if ra[0] < rb[2] and rb[0] < ra[2] and ra[1] < rb[3] and rb[1] < ra[3]]
+    overlaps = [
+        (a, b)
+        for i, (a, ra) in enumerate(boxes)
+        for b, rb in boxes[i + 1 :]
+        if ra[0] < rb[2] and rb[0] < ra[2] and ra[1] < rb[3] and rb[1] < ra[3]
+    ]
     assert not overlaps
