@@ -1,2 +1,2 @@
 """Grounding core of grounded-ip2p (instruction -> phrases -> boxes -> mask): plain PyTorch and
-NumPy, no ComfyUI import. Filled by the grounding-chain work."""
+NumPy, no ComfyUI import."""

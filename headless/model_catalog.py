@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..grounding.model_folders import LOADERS as PACK_LOADERS
+
 PACK_DIR = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = PACK_DIR / "example_workflows"
 MIRROR_ENV = "GIP2P_MODEL_MIRROR"
@@ -239,9 +241,7 @@ LOADERS: dict[str, tuple[tuple[int, str, str], ...]] = {
     "CLIPLoader": ((0, "text_encoders", "clip_name"),),
     "DualCLIPLoader": ((0, "text_encoders", "clip_name1"), (1, "text_encoders", "clip_name2")),
     "VAELoader": ((0, "vae", "vae_name"),),
-    "GroundedIP2P_GroundingDINOLoader": ((0, "grounding-dino", "model_name"),),
-    "GroundedIP2P_SAMLoader": ((0, "sams", "model_name"),),
-    "GroundedIP2P_ClipFilterLoader": ((0, "clip_filter", "model_name"),),
+    **{loader.node_id: ((0, loader.folder, loader.widget),) for loader in PACK_LOADERS},
 }
 FOLDERS = sorted({folder for widgets in LOADERS.values() for _, folder, _ in widgets})
 # ComfyUI also reads these folders under their old names (folder_paths.py: models/unet for

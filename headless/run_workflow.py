@@ -21,6 +21,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from ..grounding.model_folders import CLIP_FILTER, GROUNDING_DINO, LOADERS, SAM
 from . import comfy_session
 from .ui_to_api import WorkflowError, ui_to_api
 
@@ -29,9 +30,7 @@ EXAMPLES = PACK_DIR / "example_workflows"
 # (ComfyUI reads unet/ and clip/ as diffusion_models/ and text_encoders/)
 MODEL_FOLDERS = (
     "checkpoints",
-    "grounding-dino",
-    "sams",
-    "clip_filter",
+    *(loader.folder for loader in LOADERS),
     "diffusion_models",
     "unet",
     "text_encoders",
@@ -42,9 +41,9 @@ MODEL_FOLDERS = (
 OVERRIDES = {
     "instruction": [("GroundedIP2P_NounPhraseExtract", "instruction")],
     "ip2p": [("CheckpointLoaderSimple", "ckpt_name")],
-    "grounding_dino": [("GroundedIP2P_GroundingDINOLoader", "model_name")],
-    "sam": [("GroundedIP2P_SAMLoader", "model_name")],
-    "clip": [("GroundedIP2P_ClipFilterLoader", "model_name")],
+    "grounding_dino": [(GROUNDING_DINO.node_id, GROUNDING_DINO.widget)],
+    "sam": [(SAM.node_id, SAM.widget)],
+    "clip": [(CLIP_FILTER.node_id, CLIP_FILTER.widget)],
     "seed": [("GroundedIP2P_BlendedSampler", "seed"), ("RandomNoise", "noise_seed"), ("KSampler", "seed")],
     "steps": [("GroundedIP2P_BlendedSampler", "steps"), ("BasicScheduler", "steps"), ("KSampler", "steps")],
     "text_cfg": [("GroundedIP2P_BlendedSampler", "text_cfg"), ("DualCFGGuider", "cfg_conds")],

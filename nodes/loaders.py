@@ -8,6 +8,7 @@ from comfy_api.latest import io
 
 from ..grounding.clip_score import ClipLoadError, load_clip
 from ..grounding.gdino import GroundingDinoLoadError, load_grounding_dino
+from ..grounding.model_folders import CLIP_FILTER, GROUNDING_DINO, SAM
 from ..grounding.sam import SamLoadError, load_sam
 from .models import PRECISIONS, load_cached, model_files, resolve
 from .types import ClipModel, GroundingDinoModel, SamModel
@@ -39,7 +40,7 @@ class GroundingDINOLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="GroundedIP2P_GroundingDINOLoader",
+            node_id=GROUNDING_DINO.node_id,
             display_name="Load GroundingDINO",
             category=CATEGORY,
             description="Loads a GroundingDINO from models/grounding-dino: the original "
@@ -48,7 +49,9 @@ class GroundingDINOLoader(io.ComfyNode):
             "CUDA extension to build; the BERT tokenizer ships with the pack (offline).",
             inputs=[
                 io.Combo.Input(
-                    "model_name", options=model_files("grounding-dino"), tooltip="A file in models/grounding-dino."
+                    GROUNDING_DINO.widget,
+                    options=model_files(GROUNDING_DINO.folder),
+                    tooltip="A file in models/grounding-dino.",
                 ),
                 io.Combo.Input(
                     "precision",
@@ -72,7 +75,7 @@ class GroundingDINOLoader(io.ComfyNode):
             _load(
                 cls.NODE,
                 "GroundingDINO",
-                "grounding-dino",
+                GROUNDING_DINO.folder,
                 model_name,
                 precision,
                 build,
@@ -88,13 +91,13 @@ class SAMLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="GroundedIP2P_SAMLoader",
+            node_id=SAM.node_id,
             display_name="Load SAM",
             category=CATEGORY,
             description="Loads a Segment Anything model from models/sams: the original sam_vit_h_4b8939.pth, "
             "sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth (the size is read from the weights).",
             inputs=[
-                io.Combo.Input("model_name", options=model_files("sams"), tooltip="A file in models/sams."),
+                io.Combo.Input(SAM.widget, options=model_files(SAM.folder), tooltip="A file in models/sams."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=PRECISION_TIP),
             ],
             outputs=[SamModel.Output(display_name="sam")],
@@ -106,7 +109,7 @@ class SAMLoader(io.ComfyNode):
             core = load_sam(path).to(dtype)
             return core, core
 
-        return io.NodeOutput(_load(cls.NODE, "SAM", "sams", model_name, precision, build, SamLoadError))
+        return io.NodeOutput(_load(cls.NODE, "SAM", SAM.folder, model_name, precision, build, SamLoadError))
 
 
 class ClipFilterLoader(io.ComfyNode):
@@ -115,7 +118,7 @@ class ClipFilterLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="GroundedIP2P_ClipFilterLoader",
+            node_id=CLIP_FILTER.node_id,
             display_name="Load CLIP (filter)",
             category=CATEGORY,
             description="Loads the CLIP model (image and text towers) that CLIP Filter scores phrases with, "
@@ -123,8 +126,8 @@ class ClipFilterLoader(io.ComfyNode):
             "openai/clip-vit-large-patch14 folder (what the reference uses).",
             inputs=[
                 io.Combo.Input(
-                    "model_name",
-                    options=model_files("clip_filter"),
+                    CLIP_FILTER.widget,
+                    options=model_files(CLIP_FILTER.folder),
                     tooltip="A file (or a Hugging Face folder's model file) in models/clip_filter.",
                 ),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=PRECISION_TIP),
@@ -138,7 +141,9 @@ class ClipFilterLoader(io.ComfyNode):
             core = load_clip(path).to(dtype)
             return core, core
 
-        return io.NodeOutput(_load(cls.NODE, "CLIP filter", "clip_filter", model_name, precision, build, ClipLoadError))
+        return io.NodeOutput(
+            _load(cls.NODE, "CLIP filter", CLIP_FILTER.folder, model_name, precision, build, ClipLoadError)
+        )
 
 
 LOADER_NODES = [GroundingDINOLoader, SAMLoader, ClipFilterLoader]

@@ -17,18 +17,13 @@ import comfy.model_patcher
 import folder_paths
 import torch
 
+from ..grounding.model_folders import LOADERS
+
 log = logging.getLogger("grounded-ip2p")
 
 WEIGHT_EXTENSIONS = {".pth", ".pt", ".bin", ".safetensors"}
 # folder name in ComfyUI's models directory -> what belongs there (used in messages)
-FOLDERS = {
-    "grounding-dino": "GroundingDINO checkpoints: groundingdino_swint_ogc.pth with "
-    "GroundingDINO_SwinT_OGC.cfg.py beside it (or SwinB), or a Hugging Face "
-    "GroundingDINO folder",
-    "sams": "Segment Anything checkpoints: sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth",
-    "clip_filter": "a CLIP model with both towers for the CLIP filter: OpenAI/open_clip ViT-L-14 "
-    "weights (.pt/.safetensors) or the Hugging Face openai/clip-vit-large-patch14 folder",
-}
+FOLDERS = {loader.folder: loader.holds for loader in LOADERS}
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 

@@ -7,17 +7,14 @@ import os
 from pathlib import Path
 
 import torch
+from grounded_ip2p.grounding.model_folders import LOADERS as PACK_LOADERS
 from safetensors.torch import load_file
 
 from .clip_checkpoint import clip_checkpoint
 from .gdino_checkpoint import original_gdino_checkpoint
 from .sam_checkpoint import sam_checkpoint
 
-LOADERS = {  # node type -> model folder
-    "GroundedIP2P_GroundingDINOLoader": "grounding-dino",
-    "GroundedIP2P_SAMLoader": "sams",
-    "GroundedIP2P_ClipFilterLoader": "clip_filter",
-}
+LOADERS = {loader.node_id: loader.folder for loader in PACK_LOADERS}  # node type -> model folder
 
 
 def _link(source: Path, dest: Path) -> None:
