@@ -11,7 +11,7 @@ from .models import register_folders
 from .preview import PreviewBoxes
 from .sampler import IP2PBlendedSampler
 
-register_folders()
+register_folders()  # at import: ComfyUI 0.3.64 does not call on_load
 
 NODE_CLASSES: list[type[io.ComfyNode]] = [
     IP2PBlendedSampler,
@@ -23,6 +23,10 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
 
 
 class GroundedIP2PExtension(ComfyExtension):
+    @override
+    async def on_load(self) -> None:
+        register_folders()  # again where ComfyUI calls it (idempotent), after its own set-up
+
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return NODE_CLASSES

@@ -32,6 +32,10 @@ def register_folders() -> None:
     entries under the same names keep working; a folder another pack registered is shared)."""
     for name in FOLDERS:
         default = os.path.join(folder_paths.models_dir, name)
+        try:  # so that the folder a missing-model message names is there to put the file in
+            os.makedirs(default, exist_ok=True)
+        except OSError:  # a read-only install: the folder may still come from extra_model_paths.yaml
+            log.debug("could not create %s", default, exc_info=True)
         if name in folder_paths.folder_names_and_paths:
             paths, exts = folder_paths.folder_names_and_paths[name]
             if default not in paths:

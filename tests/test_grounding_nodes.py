@@ -4,6 +4,9 @@ LoadImage -> Noun Phrase Extract -> GroundingDINO Detect -> CLIP Filter -> Selec
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 import torch
 from grounded_ip2p.grounding.detections import Detections
@@ -262,3 +265,18 @@ def test_models_are_managed_by_comfyui_and_reload_after_being_unloaded(comfy, gr
     prompt["np"]["inputs"]["instruction"] = "make the red car green"
     results = comfy.run(prompt, capture=("mask",))  # ready() loads them again
     assert comfy.output(results, "mask").shape == (1, H, W)
+
+
+def test_model_folders_exist_and_registering_again_changes_nothing(comfy):
+    import asyncio
+
+    import folder_paths
+    from grounded_ip2p.grounding.model_folders import LOADERS
+
+    package = sys.modules[comfy.pack_module().__name__.rpartition(".")[0]]  # the pack's nodes package
+    before = {loader.folder: list(folder_paths.folder_names_and_paths[loader.folder][0]) for loader in LOADERS}
+    asyncio.run(package.GroundedIP2PExtension().on_load())
+    for loader in LOADERS:
+        paths = folder_paths.folder_names_and_paths[loader.folder][0]
+        assert paths == before[loader.folder]
+        assert os.path.isdir(os.path.join(folder_paths.models_dir, loader.folder))
