@@ -251,39 +251,6 @@ class IP2PBlendedSampler(io.ComfyNode):
         )
 
     @classmethod
-    def execute(
-        cls,
-        model,
-        positive,
-        negative,
-        vae,
-        image,
-        seed,
-        steps,
-        text_cfg,
-        image_cfg,
-        sampler_name,
-        scheduler,
-        start_t,
-        end_t,
-        background,
-        mask=None,
-    ) -> io.NodeOutput:
-        latent, info = blended_sample(
-            model,
-            positive,
-            negative,
-            vae,
-            image,
-            mask,
-            seed,
-            steps,
-            text_cfg,
-            image_cfg,
-            sampler_name,
-            scheduler,
-            start_t,
-            end_t,
-            background,
-        )
+    def execute(cls, mask=None, **inputs) -> io.NodeOutput:
+        latent, info = blended_sample(mask=mask, **inputs)
         return io.NodeOutput(latent, info, ui=ui.PreviewText(info))
