@@ -14,18 +14,32 @@ import sys
 from pathlib import Path
 
 
+class ComfyNotFound(Exception):
+    """A folder given for ComfyUI that is not one."""
+
+
 def is_comfyui(path: Path) -> bool:
-    return (path / "main.py").is_file() and (path / "comfy").is_dir()
+    """A ComfyUI folder: ``main.py`` with its ``comfy`` package or its ``models`` folder."""
+    return (path / "main.py").is_file() and ((path / "comfy").is_dir() or (path / "models").is_dir())
 
 
-def find_comfyui(explicit: str | None = None, pack_dir: Path | None = None) -> Path | None:
-    """ComfyUI's folder: ``explicit``, else ``$COMFYUI_PATH``, else the ComfyUI the pack is installed in."""
-    candidates = [explicit, os.environ.get("COMFYUI_PATH")]
-    if pack_dir is not None:
-        candidates.append(str(Path(pack_dir).resolve().parent.parent))  # ComfyUI/custom_nodes/<pack>
-    for candidate in candidates:
-        if candidate and is_comfyui(Path(candidate)):
-            return Path(candidate).resolve()
+def locate_comfyui(explicit: str | None = None, start: Path | None = None) -> tuple[Path, str] | None:
+    """ComfyUI's folder and how it was found: ``explicit`` (``--comfyui``), else ``$COMFYUI_PATH``,
+    else the first folder above ``start`` (the pack lives in ``ComfyUI/custom_nodes/<pack>``).
+
+    None when nothing is found; ComfyNotFound when a folder that was named is not ComfyUI.
+    """
+    for value, origin in ((explicit, "--comfyui"), (os.environ.get("COMFYUI_PATH"), "COMFYUI_PATH")):
+        if value:
+            path = Path(value).expanduser()
+            if not is_comfyui(path):
+                raise ComfyNotFound(f"{origin} {value}: not a ComfyUI folder (no main.py)")
+            return path.resolve(), origin
+    if start is not None:
+        here = Path(start).resolve()
+        for parent in (here, *here.parents):
+            if is_comfyui(parent):
+                return parent, f"found above the pack ({parent})"
     return None
 
 

@@ -8,38 +8,26 @@ when asked) fetching them. Behind `grounded-ip2p models`:
     grounded-ip2p models --workflow grounded_edit --comfyui ~/ComfyUI
     grounded-ip2p models --models-dir /data/ComfyUI/models --workflow my_workflow.json
 
-This module is the only place the pack touches the network, and only under `--download`:
-loading a model never downloads anything. A download goes to `<name>.part` in the model's folder,
-is checked (size, and sha256 where the catalog has one) and only then renamed to `<name>`; on any
-failure, Ctrl-C included, the `.part` file is deleted.
-
-Mirror: `GIP2P_MODEL_MIRROR=http://host:port[/prefix]` replaces the scheme and host of every
-official URL, keeping its path (so a mirror serves the same paths: `/timbrooks/instruct-pix2pix/
-resolve/main/...`, `/segment_anything/...`, `/clip/models/...`). The checksums are the catalog's
-either way. The tests use it to serve stand-in files from 127.0.0.1.
-
-Finding ComfyUI's models folder (no ComfyUI import): `--models-dir`, else `--comfyui` (the folder
-with main.py), else `$COMFYUI_PATH`, else the first folder above the pack (which lives in
-`ComfyUI/custom_nodes/<pack>`) that holds `main.py` and `models/`.
+Fetching (only under `--download`) is downloads.py's. Finding ComfyUI's models folder (no ComfyUI
+import): `--models-dir`, else `--comfyui` (the folder with main.py), else `$COMFYUI_PATH`, else the
+first folder above the pack (which lives in `ComfyUI/custom_nodes/<pack>`) that holds `main.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..grounding.model_folders import LOADERS as PACK_LOADERS
+from . import comfy_session
+from .downloads import DownloadError, check_mirror, download, sha256_of
+from .progress import human_size
 
 PACK_DIR = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = PACK_DIR / "example_workflows"
-MIRROR_ENV = "GIP2P_MODEL_MIRROR"
-CHUNK = 1 << 20
 
 EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -254,10 +242,6 @@ class ModelsError(Exception):
     """A usage error: exit code 2, one line."""
 
 
-class DownloadError(Exception):
-    """A download that did not give the expected file (nothing was left behind)."""
-
-
 # ---------------------------------------------------------------------------------------------
 # What the workflows need
 # ---------------------------------------------------------------------------------------------
@@ -354,10 +338,6 @@ def read_workflow(path: Path) -> list[Need]:
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_comfyui(path: Path) -> bool:
-    return (path / "main.py").is_file() and (path / "models").is_dir()
-
-
 def find_models_dir(
     models_dir: str | None = None, comfyui: str | None = None, start: Path | None = None
 ) -> tuple[Path, str]:
@@ -367,20 +347,16 @@ def find_models_dir(
         if not path.is_dir():
             raise ModelsError(f"--models-dir {models_dir}: no such folder")
         return path.resolve(), "--models-dir"
-    for value, origin in ((comfyui, "--comfyui"), (os.environ.get("COMFYUI_PATH"), "COMFYUI_PATH")):
-        if value:
-            path = Path(value).expanduser()
-            if not _is_comfyui(path):
-                raise ModelsError(f"{origin} {value}: not a ComfyUI folder (needs main.py and models/)")
-            return (path / "models").resolve(), origin
-    here = (start or PACK_DIR).resolve()
-    for parent in (here, *here.parents):
-        if _is_comfyui(parent):
-            return (parent / "models").resolve(), f"found above the pack ({parent})"
-    raise ModelsError(
-        "cannot find ComfyUI's models folder: pass --comfyui PATH (the folder with main.py) "
-        "or --models-dir PATH, or set COMFYUI_PATH"
-    )
+    try:
+        found = comfy_session.locate_comfyui(comfyui, start or PACK_DIR)
+    except comfy_session.ComfyNotFound as exc:
+        raise ModelsError(str(exc)) from None
+    if found is None:
+        raise ModelsError(
+            "cannot find ComfyUI's models folder: pass --comfyui PATH (the folder with main.py) "
+            "or --models-dir PATH, or set COMFYUI_PATH"
+        )
+    return (found[0] / "models").resolve(), found[1]
 
 
 def locate(root: Path, name: str) -> Path | None:
@@ -515,156 +491,6 @@ def verify(state: FileState, progress_stream=None) -> None:
         state.note = "sha256 verified"
 
 
-def sha256_of(path: Path, progress_stream=None) -> str:
-    digest = hashlib.sha256()
-    bar = Progress(f"hashing {path.name}", path.stat().st_size, progress_stream)
-    done = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-            done += len(chunk)
-            bar.update(done)
-    bar.finish(done)
-    return digest.hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------
-# Downloading
-# ---------------------------------------------------------------------------------------------
-
-
-def _human(n: int | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
-class Progress:
-    """A one-line progress bar on stderr (redrawn at most 10 times a second on a terminal; off a
-    terminal, only the final line)."""
-
-    def __init__(self, label: str, total: int | None, stream=None):
-        self.label, self.total = label, total
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.start = self.last = time.monotonic()
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if not self.tty or now - self.last < 0.1:
-            return
-        self.last = now
-        self.stream.write("\r" + self._line(done, now) + "\x1b[K")
-        self.stream.flush()
-
-    def _line(self, done: int, now: float) -> str:
-        rate = done / max(now - self.start, 1e-6)
-        if self.total:
-            frac = min(done / self.total, 1.0)
-            bar = "#" * int(frac * 30)
-            return (
-                f"{self.label} [{bar:<30}] {frac * 100:5.1f}% {_human(done)}/{_human(self.total)} {_human(int(rate))}/s"
-            )
-        return f"{self.label} {_human(done)} {_human(int(rate))}/s"
-
-    def finish(self, done: int, failed: bool = False) -> None:
-        if self.tty:
-            self.stream.write("\r\x1b[K")
-        if not failed and (self.tty or self.total is None or self.total > 64 * CHUNK):
-            elapsed = time.monotonic() - self.start
-            self.stream.write(f"{self.label}: {_human(done)} in {elapsed:.1f} s\n")
-        self.stream.flush()
-
-
-def check_mirror(mirror: str | None = None) -> None:
-    """DownloadError when $GIP2P_MODEL_MIRROR (or `mirror`) is set but not an http(s) URL."""
-    download_url(ModelFile("x", "x", "https://example.org/x", None, None, ""), mirror)
-
-
-def download_url(entry: ModelFile, mirror: str | None = None) -> str:
-    """The official URL, or the same path on `mirror` (default: $GIP2P_MODEL_MIRROR)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    mirror = os.environ.get(MIRROR_ENV) if mirror is None else mirror
-    if not mirror:
-        return entry.url
-    m, u = urlsplit(mirror), urlsplit(entry.url)
-    if m.scheme not in ("http", "https") or not m.netloc:
-        raise DownloadError(f"{MIRROR_ENV}={mirror!r} is not an http(s) URL")
-    return urlunsplit((m.scheme, m.netloc, m.path.rstrip("/") + u.path, u.query, ""))
-
-
-def download(
-    entry: ModelFile, dest: Path, *, mirror: str | None = None, progress_stream=None, timeout: float = 60.0
-) -> str:
-    """Fetch `entry` to `dest` through `dest.part`: checked (size, sha256 when known) before it is
-    renamed. Returns the sha256 of what was written. On any failure, interruption included, the
-    .part file is removed and nothing is left at `dest`: DownloadError (or the interruption)."""
-    import http.client
-    from urllib.error import HTTPError, URLError
-    from urllib.request import Request, urlopen
-
-    from .. import __version__
-
-    url = download_url(entry, mirror)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    if entry.size is not None:
-        free = shutil.disk_usage(dest.parent).free
-        if free < entry.size:
-            raise DownloadError(f"needs {_human(entry.size)}, only {_human(free)} free in {dest.parent}")
-    bar = Progress(f"downloading {entry.name}", entry.size, progress_stream)
-    bar.stream.write(f"downloading {entry.name} ({_human(entry.size)}) from {url}\n")
-    done = 0
-    try:
-        request = Request(url, headers={"User-Agent": f"grounded-ip2p/{__version__}"})
-        try:
-            response = urlopen(request, timeout=timeout)
-        except HTTPError as exc:
-            raise DownloadError(f"{url} answered HTTP {exc.code} {exc.reason}") from None
-        except (URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise DownloadError(f"cannot reach {url} ({reason})") from None
-        with response:
-            header = response.headers.get("Content-Length")
-            announced = int(header) if header and header.isdigit() else None
-            if announced is not None and entry.size is not None and announced != entry.size:
-                raise DownloadError(f"{url} serves {announced} bytes, expected {entry.size}")
-            digest = hashlib.sha256()
-            try:
-                with open(part, "wb") as out:
-                    while chunk := response.read(CHUNK):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        done += len(chunk)
-                        bar.update(done)
-            except (OSError, http.client.HTTPException) as exc:
-                raise DownloadError(f"the connection failed after {done} bytes ({type(exc).__name__}: {exc})") from None
-        expected = entry.size if entry.size is not None else announced
-        if expected is not None and done != expected:
-            raise DownloadError(f"the connection closed after {done} of {expected} bytes")
-        actual = digest.hexdigest()
-        if entry.sha256 is not None and actual != entry.sha256:
-            raise DownloadError(
-                f"checksum mismatch: expected sha256 {entry.sha256}, got {actual}; the file was not kept"
-            )
-        os.replace(part, dest)
-    except BaseException:
-        bar.finish(done, failed=True)
-        try:
-            part.unlink()
-        except FileNotFoundError:
-            pass
-        raise
-    bar.finish(done)
-    return actual
-
-
 # ---------------------------------------------------------------------------------------------
 # The command
 # ---------------------------------------------------------------------------------------------
@@ -693,7 +519,7 @@ def render_text(models_dir: Path, origin: str, report: list[tuple[Path, list[Fil
         for s in states:
             size = s.actual_size if s.actual_size is not None else (s.entry.size if s.entry else None)
             name = s.name if s.required_by is None else f"{s.name} (beside {s.required_by})"
-            rows.append([name, s.folder, _status_text(s), _human(size)])
+            rows.append([name, s.folder, _status_text(s), human_size(size)])
             if s.note and not s.ok:
                 notes.append(f"  {s.name}: {s.note}")
             elif s.note and s.entry is not None and s.entry.sha256 is None:

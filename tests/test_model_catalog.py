@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from grounded_ip2p.headless import cli, model_catalog
+from grounded_ip2p.headless import cli, downloads, model_catalog, progress
 from grounded_ip2p.headless.model_catalog import ModelFile
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,7 +117,7 @@ def env(tmp_path, monkeypatch, server):
     workflows = tmp_path / "workflows"
     workflows.mkdir()
     monkeypatch.setattr(model_catalog, "CATALOG", STAND_IN)
-    monkeypatch.setenv(model_catalog.MIRROR_ENV, server)
+    monkeypatch.setenv(downloads.MIRROR_ENV, server)
     monkeypatch.delenv("COMFYUI_PATH", raising=False)
     for var in ("no_proxy", "NO_PROXY"):
         monkeypatch.setenv(var, "*")
@@ -282,7 +282,7 @@ def test_interrupt_removes_the_part_file(env, capsys, monkeypatch):
         assert (comfy / "models" / "sams" / "big.pth.part").is_file()  # written beside the target
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(model_catalog.Progress, "update", ctrl_c)
+    monkeypatch.setattr(progress.ProgressBar, "update", ctrl_c)
     assert models(comfy, workflows, "--download") == model_catalog.EXIT_INTERRUPTED
     assert seen and "interrupted" in capsys.readouterr().err
     assert not (comfy / "models" / "sams" / "big.pth").exists() and no_part_files(comfy)
@@ -352,16 +352,16 @@ def test_usage_errors(env, capsys, monkeypatch):
     (workflows / "broken.json").write_text("{not json")
     assert models(comfy, workflows, "--workflow", "broken") == 2
     assert "cannot read workflow" in capsys.readouterr().err
-    monkeypatch.setenv(model_catalog.MIRROR_ENV, "ftp:/nowhere")
+    monkeypatch.setenv(downloads.MIRROR_ENV, "ftp:/nowhere")
     assert models(comfy, workflows, "--workflow", "edit", "--download") == 2
     assert "GIP2P_MODEL_MIRROR" in capsys.readouterr().err and not Handler.requests
 
 
 def test_mirror_replaces_scheme_and_host_only():
     e = model_catalog.CATALOG["sam_vit_b_01ec64.pth"]
-    assert model_catalog.download_url(e, "") == e.url
+    assert downloads.download_url(e.url, "") == e.url
     assert (
-        model_catalog.download_url(e, "http://127.0.0.1:8000/mirror/")
+        downloads.download_url(e.url, "http://127.0.0.1:8000/mirror/")
         == "http://127.0.0.1:8000/mirror/segment_anything/sam_vit_b_01ec64.pth"
     )
 
