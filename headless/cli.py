@@ -81,8 +81,8 @@ def add_run_parser(commands) -> None:
     run = commands.add_parser(
         "run",
         help="edit an image from the command line (the main workflow, no UI)",
-        description="Run an example workflow (default: grounded_edit) on one image, in-process in a "
-        "local ComfyUI or on a running ComfyUI server. Options left out keep the workflow's "
+        description="Run an example workflow (default: grounded_edit) on one image, on a running "
+        "ComfyUI server or in a local ComfyUI started for the run. Options left out keep the workflow's "
         "values. Prints the written files; one line and a non-zero exit code on errors.",
     )
     run.add_argument("--image", required=True, help="the photo to edit")
@@ -97,14 +97,14 @@ def add_run_parser(commands) -> None:
     run.add_argument(
         "--comfyui",
         metavar="PATH",
-        help="the ComfyUI folder to run in-process (default: the one the pack is installed in, or $COMFYUI_PATH)",
+        help="the local ComfyUI to start for the run (default: $COMFYUI_PATH, else the one the pack is installed in)",
     )
     run.add_argument(
         "--models-dir",
         metavar="PATH",
         help="extra models folder (with checkpoints/, grounding-dino/, sams/, clip_filter/)",
     )
-    run.add_argument("--cpu", action="store_true", help="run on the CPU (in-process only)")
+    run.add_argument("--cpu", action="store_true", help="start the local ComfyUI on the CPU (its --cpu)")
     run.add_argument("--ip2p", metavar="FILE", help="InstructPix2Pix checkpoint (models/checkpoints)")
     run.add_argument("--grounding-dino", metavar="FILE", help="GroundingDINO file (models/grounding-dino)")
     run.add_argument("--sam", metavar="FILE", help="SAM file (models/sams)")

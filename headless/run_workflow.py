@@ -1,28 +1,26 @@
 """`grounded-ip2p run`: the pack's main workflow without the UI.
 
 Runs an example workflow (by default `grounded_edit`) with the image, instruction, model files
-and sampler settings from the command line, either in-process in a local ComfyUI (the one the
-pack is installed in, `--comfyui`, or COMFYUI_PATH) or on a running ComfyUI server (`--server`).
+and sampler settings from the command line, on a running ComfyUI server (`--server`) or on a local
+ComfyUI (the one the pack is installed in, `--comfyui`, or COMFYUI_PATH) whose own main.py is
+started for the run on a loopback port. Both take the same HTTP path.
 Errors the user can fix (a missing image, an unreadable image, a missing model file, an unknown
 workflow) are one line each and a non-zero exit code.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
+import threading
 import uuid
 from pathlib import Path
 
 from ..grounding.model_folders import CLIP_FILTER, GROUNDING_DINO, LOADERS, SAM
 from . import comfy_session
+from .progress import ProgressBar
 from .ui_to_api import WorkflowError, ui_to_api
 
 PACK_DIR = Path(__file__).resolve().parents[1]
@@ -173,145 +171,31 @@ def _save_as(source: Path, dest: Path) -> Path:
     return dest
 
 
-class ProgressBar:
-    """A one-line terminal progress bar on stderr."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream, self.started, self.last = stream, time.perf_counter(), ""
-
-    def update(self, label: str, value: float, total: float) -> None:
-        width = 30
-        done = int(width * value / total) if total else 0
-        line = f"\r{label[:28]:<28} [{'#' * done}{'.' * (width - done)}] {int(value)}/{int(total)}"
-        line += f"  {time.perf_counter() - self.started:5.1f}s"
-        if line != self.last and self.stream.isatty() or value == total:
-            self.stream.write(line)
-            self.stream.flush()
-            self.last = line
-
-    def done(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
-
-
 # ------------------------------------------------------------------------------------------
-# In-process ComfyUI
+# Running a prompt on a ComfyUI server (a running one, or ComfyUI's main.py started for the run)
 # ------------------------------------------------------------------------------------------
 
 
-def find_comfyui(explicit: str | None) -> Path:
-    found = comfy_session.find_comfyui(explicit, PACK_DIR)
-    if found is not None:
-        return found
-    raise RunError(
-        "no ComfyUI found: install the pack in ComfyUI/custom_nodes, or pass --comfyui PATH "
-        "(or set COMFYUI_PATH), or use --server URL"
-    )
+class RunProgress:
+    """The server's websocket events drawn on the progress bar: one stage per node, named as in
+    the UI, with its steps where it reports them."""
 
+    def __init__(self, bar: ProgressBar, prompt: dict, titles: dict):
+        self.bar, self.prompt, self.titles = bar, prompt, titles
+        self.finished = threading.Event()
 
-class _Server:
-    """What ComfyUI's executor sends to; it reports each node as it starts (for the progress bar)."""
-
-    client_id = last_node_id = last_prompt_id = None
-    sockets_metadata: dict = {}
-
-    def __init__(self, on_node=None):
-        self.on_node = on_node
-
-    def send_sync(self, event, data, sid=None):
-        if event == "executing" and data.get("node") is not None and self.on_node is not None:
-            self.on_node(str(data["node"]))
-
-    def queue_updated(self):
-        pass
-
-
-def run_in_process(
-    comfy_path: Path,
-    workflow: dict,
-    image: Path,
-    out: Path,
-    options: dict,
-    debug: bool,
-    cpu: bool,
-    models_dir: str | None,
-) -> list[Path]:
-    comfy_session.prepare_import(comfy_path, cpu)
-    import folder_paths
-
-    work = Path(tempfile.mkdtemp(prefix="grounded-ip2p-run-"))
-    try:
-        for name in ("input", "output", "temp"):
-            (work / name).mkdir()
-        folder_paths.set_input_directory(str(work / "input"))
-        folder_paths.set_output_directory(str(work / "output"))
-        folder_paths.set_temp_directory(str(work / "temp"))
-        installed = any(
-            (Path(p) / PACK_DIR.name).resolve() == PACK_DIR
-            for p in folder_paths.get_folder_paths("custom_nodes")
-            if (Path(p) / PACK_DIR.name).exists()
-        )
-        if not installed:  # run the pack from where it is
-            (work / "custom_nodes").mkdir()
-            (work / "custom_nodes" / "grounded_ip2p").symlink_to(PACK_DIR, target_is_directory=True)
-            folder_paths.add_model_folder_path("custom_nodes", str(work / "custom_nodes"), is_default=True)
-        import comfy.utils
-        import execution
-
-        import nodes
-
-        asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
-        if models_dir:
-            for folder in MODEL_FOLDERS:
-                if (Path(models_dir) / folder).is_dir():
-                    folder_paths.add_model_folder_path(folder, str(Path(models_dir) / folder), is_default=True)
-        shutil.copyfile(image, work / "input" / image.name)
-        node_inputs = {name: cls.INPUT_TYPES() for name, cls in nodes.NODE_CLASS_MAPPINGS.items()}
-        prompt = build_prompt(workflow, node_inputs, image.name, options, debug)
-
-        # The bar names the node that runs (its display name, as in the UI) and, for a node with
-        # steps, its progress; ComfyUI reports nodes as they start when the prompt has a client id.
-        titles = {
-            node_id: nodes.NODE_DISPLAY_NAME_MAPPINGS.get(node["class_type"], node["class_type"])
-            for node_id, node in prompt.items()
-        }
-        bar = ProgressBar()
-        current = {"title": "starting"}
-
-        def on_node(node_id):
-            current["title"] = titles.get(node_id, node_id)
-            bar.update(current["title"], 0, 0)
-
-        server = _Server(on_node)
-        comfy.utils.set_progress_bar_global_hook(
-            lambda value, total, preview, prompt_id=None, node_id=None: bar.update(
-                titles.get(str(node_id), current["title"]), value, total
-            )
-        )
-        comfy.utils.PROGRESS_BAR_ENABLED = False
-        prompt_id = str(uuid.uuid4())
-        valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
-        if not valid or node_errors:  # ComfyUI runs the outputs that validate: the edit may not be one of them
-            raise RunError(_validation_message(error, node_errors, prompt))
-        executor = comfy_session.prompt_executor(server)
-        executor.execute(prompt, prompt_id, {"client_id": "grounded-ip2p-run"}, outputs)
-        bar.done()
-        if not executor.success:
-            messages = [
-                d.get("exception_message", e)
-                for e, d in executor.status_messages
-                if e in ("execution_error", "execution_interrupted")
-            ]
-            raise RunError((messages[0] if messages else "the run failed").strip().splitlines()[0])
-        files = []
-        for node_id, node in prompt.items():
-            if node["class_type"] == "SaveImage":
-                prefix = node["inputs"].get("filename_prefix", "")
-                for item in executor.history_result.get("outputs", {}).get(node_id, {}).get("images") or []:
-                    files.append((prefix, work / "output" / item.get("subfolder", "") / item["filename"]))
-        return _place_outputs(files, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    def on_event(self, kind: str, data: dict) -> None:
+        if kind == "executing":
+            node = data.get("node")
+            if node is None:
+                self.finished.set()
+                return
+            class_type = self.prompt.get(str(node), {}).get("class_type", str(node))
+            self.bar.stage(self.titles.get(class_type, class_type))
+        elif kind == "progress":
+            self.bar.update(data.get("value", 0), data.get("max"))
+        elif kind in ("execution_success", "execution_error", "execution_interrupted"):
+            self.finished.set()
 
 
 def _validation_message(error: dict, node_errors: dict, prompt: dict) -> str:
@@ -334,85 +218,81 @@ def _validation_message(error: dict, node_errors: dict, prompt: dict) -> str:
     return str(error)
 
 
-# ------------------------------------------------------------------------------------------
-# A running ComfyUI server
-# ------------------------------------------------------------------------------------------
-
-
-def _http(url: str, data: bytes | None = None, headers: dict | None = None, timeout: float = 60):
-    request = urllib.request.Request(url, data=data, headers=headers or {})
+def _refusal_message(error: comfy_session.ServerError, prompt: dict) -> str:
+    """One line for a prompt the server refused (validation), else the error itself."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.read()
-    except urllib.error.HTTPError as e:
-        body = e.read().decode("utf-8", "replace")
-        raise RunError(f"server answered {e.code} for {urllib.parse.urlparse(url).path}: {body[:300]}") from None
-    except (urllib.error.URLError, OSError) as e:
-        raise RunError(f"cannot reach the ComfyUI server at {url} ({e})") from None
+        data = json.loads(error.body)
+    except ValueError:
+        return str(error)
+    return _validation_message(data.get("error", {}), data.get("node_errors", {}), prompt)
 
 
-def _upload(server: str, image: Path) -> str:
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="overwrite"\r\n\r\ntrue\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{image.name}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n"
-        ).encode()
-        + image.read_bytes()
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    answer = json.loads(
-        _http(f"{server}/upload/image", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    )
-    return f"{answer['subfolder']}/{answer['name']}" if answer.get("subfolder") else answer["name"]
+def _failure_message(status: dict) -> str:
+    for kind, data in status.get("messages", []):
+        if kind == "execution_error":
+            return (data.get("exception_message") or "the run failed").strip().splitlines()[0]
+        if kind == "execution_interrupted":
+            return "the run was interrupted on the server"
+    return "the run failed on the server"
+
+
+def _cancel(client: comfy_session.ComfyClient, prompt_id: str) -> None:
+    """Take our prompt off the queue, and stop it if it is the one running (nobody else's)."""
+    try:
+        client.post("/queue", {"delete": [prompt_id]})
+        running = client.get("/queue").get("queue_running", [])
+        if any(len(item) > 1 and item[1] == prompt_id for item in running):
+            client.post("/interrupt", {"prompt_id": prompt_id})
+    except comfy_session.ServerError:
+        pass
 
 
 def run_on_server(
-    server: str, workflow: dict, image: Path, out: Path, options: dict, debug: bool, timeout: float = 3600
+    server: str,
+    workflow: dict,
+    image: Path,
+    out: Path,
+    options: dict,
+    debug: bool,
+    timeout: float = 3600,
+    bar: ProgressBar | None = None,
 ) -> list[Path]:
-    server = server.rstrip("/")
-    node_inputs = {name: info["input"] for name, info in json.loads(_http(f"{server}/object_info")).items()}
-    prompt = build_prompt(workflow, node_inputs, _upload(server, image), options, debug)
-    client_id = uuid.uuid4().hex
+    client = comfy_session.ComfyClient(server)
     try:
-        answer = json.loads(
-            _http(
-                f"{server}/prompt",
-                json.dumps({"prompt": prompt, "client_id": client_id}).encode(),
-                {"Content-Type": "application/json"},
-            )
+        info = client.get("/object_info")
+        prompt = build_prompt(
+            workflow, {name: i["input"] for name, i in info.items()}, client.upload_image(image), options, debug
         )
-    except RunError as e:
-        text = str(e)
-        if "{" in text:
+    except comfy_session.ServerError as e:
+        raise RunError(str(e)) from None
+    titles = {name: i.get("display_name") or name for name, i in info.items()}
+    bar = bar or ProgressBar()
+    progress = RunProgress(bar, prompt, titles)
+    client_id = uuid.uuid4().hex
+    prompt_id = None
+    try:
+        with comfy_session.ServerEvents(client.url, client_id, progress.on_event):
             try:
-                data = json.loads(text[text.index("{") :])
-                raise RunError(
-                    _validation_message(data.get("error", {}), data.get("node_errors", {}), prompt)
-                ) from None
-            except ValueError:
-                pass
+                answer = client.queue(prompt, client_id)
+            except comfy_session.ServerError as e:
+                raise RunError(_refusal_message(e, prompt) if e.status == 400 else str(e)) from None
+            if answer.get("node_errors"):  # queued for the outputs that validated only (maybe not the edit)
+                raise RunError(_validation_message(answer.get("error", {}), answer["node_errors"], prompt))
+            prompt_id = answer["prompt_id"]
+            try:
+                history = client.wait(prompt_id, timeout)
+            except comfy_session.ServerError as e:
+                raise RunError(str(e)) from None
+            progress.finished.wait(2)  # the last events may still be on their way
+    except KeyboardInterrupt:
+        bar.finish(failed=True)
+        if prompt_id is not None:
+            _cancel(client, prompt_id)
         raise
-    if answer.get("node_errors"):  # queued for the outputs that validated only (the edit may not be one)
-        raise RunError(_validation_message(answer.get("error", {}), answer["node_errors"], prompt))
-    prompt_id = answer["prompt_id"]
-    bar = ProgressBar()
-    started = time.perf_counter()
-    while True:
-        history = json.loads(_http(f"{server}/history/{prompt_id}")).get(prompt_id)
-        if history and history.get("status", {}).get("completed") is not None:
-            break
-        if time.perf_counter() - started > timeout:
-            raise RunError(f"the server did not finish within {timeout:.0f} s")
-        bar.update("queued/running on server", 0, 1)
-        time.sleep(0.5)
-    bar.update("done", 1, 1)
-    bar.done()
     status = history["status"]
+    bar.finish(failed=status.get("status_str") != "success")
     if status.get("status_str") != "success":
-        messages = [m[1].get("exception_message", "") for m in status.get("messages", []) if m[0] == "execution_error"]
-        raise RunError((messages[0] if messages else "the run failed on the server").strip().splitlines()[0])
+        raise RunError(_failure_message(status))
     download = Path(tempfile.mkdtemp(prefix="grounded-ip2p-run-"))
     try:
         files = []
@@ -420,13 +300,113 @@ def run_on_server(
             if node["class_type"] != "SaveImage":
                 continue
             for item in history.get("outputs", {}).get(node_id, {}).get("images", []):
-                query = urllib.parse.urlencode({k: item.get(k, "") for k in ("filename", "subfolder", "type")})
                 local = download / f"{len(files)}_{item['filename']}"
-                local.write_bytes(_http(f"{server}/view?{query}"))
+                local.write_bytes(client.view(item))
                 files.append((node["inputs"].get("filename_prefix", ""), local))
         return _place_outputs(files, out)
     finally:
         shutil.rmtree(download, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------
+# A local ComfyUI, started for the run
+# ------------------------------------------------------------------------------------------
+
+GPU_PROBLEMS = (
+    "Torch not compiled with CUDA enabled",
+    "Found no NVIDIA driver",
+    "No CUDA GPUs are available",
+    "no CUDA-capable device",
+    "CUDA driver version is insufficient",
+)
+
+
+def find_comfyui(explicit: str | None) -> Path:
+    try:
+        found = comfy_session.locate_comfyui(explicit, PACK_DIR)
+    except comfy_session.ComfyNotFound as e:
+        raise RunError(str(e)) from None
+    if found is None:
+        raise RunError(
+            "no ComfyUI found: install the pack in ComfyUI/custom_nodes, or pass --comfyui PATH "
+            "(or set COMFYUI_PATH), or use --server URL"
+        )
+    return found[0]
+
+
+def _pack_installed(comfy_path: Path) -> bool:
+    custom = comfy_path / "custom_nodes"
+    return custom.is_dir() and any(entry.resolve() == PACK_DIR for entry in custom.iterdir() if entry.is_dir())
+
+
+def _extra_paths(work: Path, comfy_path: Path, models_dir: str | None) -> list[Path]:
+    """An extra_model_paths file for ComfyUI: the pack (linked in when this ComfyUI does not have
+    it installed) and ``--models-dir``'s folders. JSON, which is YAML too."""
+    entry: dict[str, str] = {}
+    if not _pack_installed(comfy_path):
+        (work / "custom_nodes").mkdir()
+        (work / "custom_nodes" / "grounded_ip2p").symlink_to(PACK_DIR, target_is_directory=True)
+        entry["custom_nodes"] = str(work / "custom_nodes")
+    if models_dir:
+        root = Path(models_dir).expanduser().resolve()
+        if not root.is_dir():
+            raise RunError(f"--models-dir {models_dir}: no such folder")
+        entry.update({folder: str(root / folder) for folder in MODEL_FOLDERS if (root / folder).is_dir()})
+    if not entry:
+        return []
+    path = work / "extra_model_paths.yaml"
+    path.write_text(json.dumps({"grounded_ip2p_run": entry}, indent=1))
+    return [path]
+
+
+def _startup_message(error: comfy_session.ServerError, cpu: bool, log: Path) -> str:
+    if not cpu and any(problem in error.body for problem in GPU_PROBLEMS):
+        return "no usable GPU found: add --cpu to run on the CPU (slow)"
+    lines = [line.strip() for line in error.body.splitlines() if line.strip()]
+    last = lines[-1] if lines else str(error)
+    return f"ComfyUI did not start: {last} (its log: {log})"
+
+
+def run_local(
+    comfy_path: Path,
+    workflow: dict,
+    image: Path,
+    out: Path,
+    options: dict,
+    debug: bool,
+    cpu: bool,
+    models_dir: str | None,
+) -> list[Path]:
+    """ComfyUI's own main.py on a loopback port for this run, then the same path as ``--server``.
+
+    Its input, output and temp folders are temporary; its models are the ComfyUI's own (with its
+    extra_model_paths.yaml) plus ``--models-dir``.
+    """
+    work = Path(tempfile.mkdtemp(prefix="grounded-ip2p-run-"))
+    try:
+        dirs = {name: work / name for name in ("input", "output", "temp")}
+        for folder in dirs.values():
+            folder.mkdir()
+        server = comfy_session.ComfyProcess(
+            comfy_path, work / "comfyui.log", cpu=cpu, dirs=dirs, model_paths=_extra_paths(work, comfy_path, models_dir)
+        )
+        bar = ProgressBar("starting ComfyUI")
+        try:
+            server.start()
+        except comfy_session.ServerError as e:
+            bar.finish(failed=True)
+            log = Path(tempfile.gettempdir()) / "grounded-ip2p-comfyui.log"
+            shutil.copyfile(server.log_path, log)
+            raise RunError(_startup_message(e, cpu, log)) from None
+        finally:
+            if not server.alive():
+                server.stop()
+        try:
+            return run_on_server(server.url, workflow, image, out, options, debug, bar=bar)
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(args) -> int:
@@ -440,7 +420,7 @@ def run(args) -> int:
         if args.server:
             written = run_on_server(args.server, workflow, image, out, options, args.debug)
         else:
-            written = run_in_process(
+            written = run_local(
                 find_comfyui(args.comfyui), workflow, image, out, options, args.debug, args.cpu, args.models_dir
             )
         if not written:

@@ -9,16 +9,12 @@ frontend settings that keep first-run dialogs and toasts out of the way.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+from grounded_ip2p.headless import comfy_session
 
 from . import checkpoints
 from .grounding_models import LOADERS, provide
@@ -41,12 +37,6 @@ SETTINGS = {
     "Comfy.Workflow.ShowMissingNodesWarning": True,
     "Comfy.Workflow.ShowMissingModelsWarning": True,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def find_chromium() -> tuple[str | None, str | None]:
@@ -111,90 +101,6 @@ def prepare_base(base: Path, workflows: list[dict], comfy_path: Path) -> None:
                 write_photo(base / "input" / values[0])
 
 
-class ComfyServer:
-    """``python main.py --cpu`` on a free port, in its own process group (killed as a whole)."""
-
-    def __init__(self, comfy_path: Path, base: Path, port: int | None = None):
-        self.comfy_path, self.base = comfy_path, base
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = base / "server.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 120) -> None:
-        cmd = [
-            sys.executable,
-            "main.py",
-            "--cpu",
-            "--listen",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--base-directory",
-            str(self.base),
-            "--disable-auto-launch",
-            "--disable-api-nodes",
-            "--database-url",
-            "sqlite:///:memory:",
-        ]  # ComfyUI's own user folder stays untouched
-        self._log = open(self.log_path, "wb")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            cmd,
-            cwd=self.comfy_path,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"ComfyUI exited with {self.process.returncode} while starting:\n{self.log_tail()}")
-            try:
-                self.get("/object_info", timeout=5)
-                return
-            except (OSError, urllib.error.URLError):
-                time.sleep(1)
-        raise RuntimeError(f"ComfyUI did not answer /object_info within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-                try:
-                    os.killpg(self.process.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    self.process.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        if getattr(self, "_log", None):
-            self._log.close()
-
-    def __enter__(self) -> "ComfyServer":
-        """Started (120 s to answer); stopped again if it does not come up."""
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def log_tail(self, chars: int = 6000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def get(self, path: str, timeout: float = 30):
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
-            return json.loads(response.read())
+def ComfyServer(comfy_path: Path, base: Path) -> comfy_session.ComfyProcess:
+    """ComfyUI's ``main.py --cpu`` on a free port with everything in ``base`` (see prepare_base)."""
+    return comfy_session.ComfyProcess(comfy_path, base / "server.log", cpu=True, base=base)

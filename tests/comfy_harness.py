@@ -135,7 +135,7 @@ class ComfyHarness:
 def comfy_path_or_none() -> Path | None:
     """The ComfyUI at ``$COMFYUI_PATH``, if there is one."""
     value = os.environ.get("COMFYUI_PATH")
-    return comfy_session.find_comfyui(value) if value else None
+    return Path(value).resolve() if value and comfy_session.is_comfyui(Path(value)) else None
 
 
 def sampler_and_scheduler_names() -> tuple[list[str], list[str]]:
