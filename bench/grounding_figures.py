@@ -25,7 +25,7 @@ import torch
 
 from bench.memory import PeakRSS
 from tests.comfy_harness import ComfyHarness, comfy_path_or_none
-from tests.test_grounding_nodes import chain
+from tests.graphs import chain
 
 INSTRUCTIONS = [  # (instruction, mode)
     ("make the left car purple", "guided"),

@@ -335,7 +335,7 @@ SIDES = ("native", "noised", "inversion")
 
 
 def sampler_prompt(ckpt: str, image: str, side: str, sampler: str, steps: int, seed: int) -> tuple[dict, tuple]:
-    from tests.test_sampler_node import blended, graph, native
+    from tests.graphs import blended, graph, native
 
     base = graph(ckpt, image)
     if side == "native":
@@ -471,7 +471,7 @@ CHAIN_NODES = ("np", "det", "filter", "select", "mask")
 
 def edit_prompt(names: dict, ckpt: str, image: str, instruction: str, steps: int, seed: int, background: str) -> dict:
     """The whole grounded edit (the tests' chain + IP2P Blended Sampler) and its VAE decode."""
-    from tests.test_grounding_nodes import edit
+    from tests.graphs import edit
 
     prompt = edit(
         names,
@@ -603,9 +603,9 @@ def bench_chain(args) -> dict:
 
 
 def loaded_core(comfy, node: str, name: str):
-    from tests.test_grounding_nodes import loaded
+    from tests.graphs import loaded_model
 
-    return loaded(comfy, node, name)
+    return loaded_model(comfy, node, name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -801,7 +801,7 @@ def bench_scaling(args) -> dict:
         for size, batch in grid(args.chain_grid):
             images = Images(comfy, size, alpha=False)
             text = chain_instruction(comfy, names, images.master)
-            from tests.test_grounding_nodes import chain
+            from tests.graphs import chain
 
             def prompt():
                 p = chain(names, images.fresh(), instruction=text, mode="guided", box_threshold=0.0, text_threshold=0.0)
@@ -826,7 +826,7 @@ def bench_scaling(args) -> dict:
             f"{args.background}, {device_line()}"
         )
         rows = []
-        from tests.test_sampler_node import blended, graph
+        from tests.graphs import blended, graph
 
         for size, batch in grid(args.sampler_grid):
             images = Images(comfy, size)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tests import checkpoints
 from tests.comfy_harness import ComfyHarness, comfy_path_or_none
-from tests.test_sampler_node import blended, graph, latent_region_masks, native, relative_error, with_encoded_source
+from tests.graphs import blended, graph, latent_region_masks, native, relative_error, with_encoded_source
 
 SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m")
 

@@ -15,6 +15,7 @@ from PIL import Image
 from .clip_checkpoint import clip_checkpoint
 from .comfy_harness import PromptError
 from .gdino_checkpoint import original_gdino_checkpoint
+from .graphs import chain, detector, edit, loaded_model
 from .sam_checkpoint import sam_checkpoint
 
 W, H = 96, 64
@@ -41,107 +42,8 @@ def street(comfy):
     return "street.png"
 
 
-def chain(
-    models,
-    image,
-    instruction="make the left car purple",
-    mode="guided",
-    box_threshold=0.0,
-    no_detection="edit whole image",
-    guided=True,
-    text_threshold=0.25,
-):
-    return {
-        "img": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "gd": {
-            "class_type": "GroundedIP2P_GroundingDINOLoader",
-            "inputs": {"model_name": models["gdino"], "precision": "auto"},
-        },
-        "sam": {"class_type": "GroundedIP2P_SAMLoader", "inputs": {"model_name": models["sam"], "precision": "auto"}},
-        "clip": {
-            "class_type": "GroundedIP2P_ClipFilterLoader",
-            "inputs": {"model_name": models["clip"], "precision": "auto"},
-        },
-        "np": {"class_type": "GroundedIP2P_NounPhraseExtract", "inputs": {"instruction": instruction, "mode": mode}},
-        "det": {
-            "class_type": "GroundedIP2P_GroundingDINODetect",
-            "inputs": {
-                "grounding_dino": ["gd", 0],
-                "image": ["img", 0],
-                "phrases": ["np", 0],
-                "box_threshold": box_threshold,
-                "text_threshold": text_threshold,
-            },
-        },
-        "filter": {
-            "class_type": "GroundedIP2P_ClipFilter",
-            "inputs": {
-                "clip": ["clip", 0],
-                "image": ["img", 0],
-                "boxes": ["det", 0],
-                "choice": "prefer analysed target",
-            },
-        },
-        "select": {"class_type": "GroundedIP2P_SelectBoxes", "inputs": {"boxes": ["filter", 0], "guided": guided}},
-        "mask": {
-            "class_type": "GroundedIP2P_SAMMask",
-            "inputs": {
-                "sam": ["sam", 0],
-                "image": ["img", 0],
-                "boxes": ["select", 0],
-                "output": "union",
-                "dilation": 3,
-                "feather": 0.0,
-                "no_detection": no_detection,
-            },
-        },
-    }
-
-
-def edit(models, image, ckpt, seed=1, steps=2, sampler="euler", background="noised", **chain_options):
-    """The chain feeding IP2P Blended Sampler: the whole grounded edit as the example workflow wires it."""
-    prompt = chain(models, image, **chain_options)
-    prompt.update(
-        {
-            "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-            "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ["np", 2]}},
-            "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
-            "out": {
-                "class_type": "GroundedIP2P_BlendedSampler",
-                "inputs": {
-                    "model": ["ckpt", 0],
-                    "positive": ["pos", 0],
-                    "negative": ["neg", 0],
-                    "vae": ["ckpt", 2],
-                    "image": ["img", 0],
-                    "mask": ["mask", 0],
-                    "seed": seed,
-                    "steps": steps,
-                    "text_cfg": 7.5,
-                    "image_cfg": 1.5,
-                    "sampler_name": sampler,
-                    "scheduler": "normal",
-                    "start_t": 100,
-                    "end_t": 1,
-                    "background": background,
-                },
-            },
-        }
-    )
-    return prompt
-
-
-def detector(results):
-    return results["gd"][0][0].core
-
-
-def loaded(comfy, node, name):
-    """The model a loader returns (the pack caches it: the same object the graph uses)."""
-    return comfy.node_class(node).execute(name, "auto").args[0].core
-
-
 def test_full_chain_into_the_sampler(comfy, ip2p_checkpoint, grounding_models, street):
-    gd = loaded(comfy, "GroundedIP2P_GroundingDINOLoader", grounding_models["gdino"])
+    gd = loaded_model(comfy, "GroundedIP2P_GroundingDINOLoader", grounding_models["gdino"])
     passes = gd.forward_passes
     prompt = edit(grounding_models, street, ip2p_checkpoint)
     results = comfy.run(prompt, capture=("out", "mask", "select", "np", "filter"))
@@ -160,8 +62,8 @@ def test_full_chain_into_the_sampler(comfy, ip2p_checkpoint, grounding_models, s
 
 def test_one_detector_pass_scores_four_phrases(comfy, grounding_models, street):
     instruction = "replace the hat of the man beside the dog with a crown"
-    gd = loaded(comfy, "GroundedIP2P_GroundingDINOLoader", grounding_models["gdino"])
-    clip = loaded(comfy, "GroundedIP2P_ClipFilterLoader", grounding_models["clip"])
+    gd = loaded_model(comfy, "GroundedIP2P_GroundingDINOLoader", grounding_models["gdino"])
+    clip = loaded_model(comfy, "GroundedIP2P_ClipFilterLoader", grounding_models["clip"])
     before = gd.forward_passes, clip.image_passes, clip.text_passes
     prompt = chain(grounding_models, street, instruction=instruction, mode="noun chunks")
     results = comfy.run(prompt, capture=("mask", "filter", "np", "det"))
@@ -245,7 +147,7 @@ def test_preview_draws_boxes_and_mask(comfy, grounding_models, street):
     assert not torch.allclose(drawn[0], original)
 
 
-def test_models_are_managed_by_comfyui_and_reload_after_being_unloaded(comfy, grounding_models, street):
+def test_models_are_managed_by_comfyui_and_reload_after_being_unloaded_model(comfy, grounding_models, street):
     import comfy.model_management as mm
 
     prompt = chain(grounding_models, street, instruction="make the red car blue")

@@ -7,7 +7,16 @@ import pytest
 import torch
 from PIL import Image
 
-NODE = "GroundedIP2P_BlendedSampler"
+from .graphs import (
+    blended,
+    graph,
+    latent_region_masks,
+    native,
+    relative_error,
+    run_latent,
+    with_encoded_source,
+)
+
 SIZE = 64  # pixels: an 8x8 latent keeps the full-size UNet cheap on CPU
 
 
@@ -22,84 +31,6 @@ def source_image(comfy):
     rgba = np.concatenate([np.clip(rgb, 0, 255), alpha[..., None]], -1).astype(np.uint8)
     Image.fromarray(rgba, "RGBA").save(comfy.work / "input" / "photo.png")
     return "photo.png"
-
-
-def graph(ckpt, image, instruction="make the car purple"):
-    return {
-        "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": ckpt}},
-        "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": instruction}},
-        "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
-        "img": {"class_type": "LoadImage", "inputs": {"image": image}},
-    }
-
-
-def blended(sampler, steps, seed, mask=False, background="inversion", scheduler="normal", start_t=100, end_t=1):
-    inputs = {
-        "model": ["ckpt", 0],
-        "positive": ["pos", 0],
-        "negative": ["neg", 0],
-        "vae": ["ckpt", 2],
-        "image": ["img", 0],
-        "seed": seed,
-        "steps": steps,
-        "text_cfg": 7.5,
-        "image_cfg": 1.5,
-        "sampler_name": sampler,
-        "scheduler": scheduler,
-        "start_t": start_t,
-        "end_t": end_t,
-        "background": background,
-    }
-    if mask:
-        inputs["mask"] = ["img", 1]
-    return {"out": {"class_type": NODE, "inputs": inputs}}
-
-
-def native(sampler, steps, seed, scheduler="normal"):
-    """ComfyUI's own InstructPix2Pix path."""
-    return {
-        "ip2p": {
-            "class_type": "InstructPixToPixConditioning",
-            "inputs": {"positive": ["pos", 0], "negative": ["neg", 0], "vae": ["ckpt", 2], "pixels": ["img", 0]},
-        },
-        "guider": {
-            "class_type": "DualCFGGuider",
-            "inputs": {
-                "model": ["ckpt", 0],
-                "cond1": ["ip2p", 0],
-                "cond2": ["ip2p", 1],
-                "negative": ["neg", 0],
-                "cfg_conds": 7.5,
-                "cfg_cond2_negative": 1.5,
-                "style": "regular",
-            },
-        },
-        "noise": {"class_type": "RandomNoise", "inputs": {"noise_seed": seed}},
-        "sampler": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": sampler}},
-        "sigmas": {
-            "class_type": "BasicScheduler",
-            "inputs": {"model": ["ckpt", 0], "scheduler": scheduler, "steps": steps, "denoise": 1.0},
-        },
-        "out": {
-            "class_type": "SamplerCustomAdvanced",
-            "inputs": {
-                "noise": ["noise", 0],
-                "guider": ["guider", 0],
-                "sampler": ["sampler", 0],
-                "sigmas": ["sigmas", 0],
-                "latent_image": ["ip2p", 2],
-            },
-        },
-    }
-
-
-def run_latent(comfy, prompt):
-    results = comfy.run(prompt)
-    return comfy.output(results, "out")["samples"]
-
-
-def relative_error(a, b):
-    return float((a - b).norm() / b.norm())
 
 
 @pytest.mark.parametrize("sampler", ["euler", "euler_ancestral", "dpmpp_2m"])
@@ -120,18 +51,6 @@ def test_seed_changes_result(comfy, ip2p_checkpoint, source_image):
 
 
 # --- the masked edit -------------------------------------------------------------------------
-
-
-def with_encoded_source(prompt):
-    return {**prompt, "src": {"class_type": "VAEEncode", "inputs": {"pixels": ["img", 0], "vae": ["ckpt", 2]}}}
-
-
-def latent_region_masks(comfy, results, latent):
-    """Latent pixels entirely outside / entirely inside the edit mask after the bilinear resize."""
-    mask = comfy.output(results, "img", 1)
-    m = torch.nn.functional.interpolate(mask[:, None], size=latent.shape[-2:], mode="bilinear", align_corners=False)
-    m = m.expand_as(latent)
-    return m <= 1e-6, m >= 1 - 1e-6
 
 
 @pytest.mark.parametrize("background", ["inversion", "noised"])
