@@ -626,14 +626,14 @@ def top_per_phrase(det, k: int):
 
     if k <= 0:
         return det
-    phrases, scores = det.extra["phrases"], det.extra["phrase_scores"]
+    phrases, scores = det.phrases, det.phrase_scores
     boxes, values, labels = [], [], []
     for j, phrase in enumerate(phrases):
         best = scores[:, j].argsort(descending=True)[:k]
         boxes.append(det.boxes[best])
         values.append(scores[best, j])
         labels += [phrase] * len(best)
-    return Detections(torch.cat(boxes), torch.cat(values), labels, det.image_size, det.note, {"phrases": phrases})
+    return Detections(torch.cat(boxes), torch.cat(values), labels, det.image_size, det.note, phrases=phrases)
 
 
 class Clock:

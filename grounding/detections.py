@@ -3,13 +3,24 @@
 This is the payload of the pack's box type between nodes (one `Detections` per image of a
 batch). Boxes are pixel `xyxy` in the coordinates of the image they were detected on, so SAM,
 the CLIP crops and the preview can use them without knowing the detector's input size.
+
+What each node adds on the way, in named fields:
+- GroundingDINO Detect: `phrases` (what it searched for), `phrase_scores` (every box against every
+  phrase) and `phrase_set` (Noun Phrase Extract's analysis, which the later nodes select by);
+- CLIP Filter: `candidates` (everything detected, before the filter) and `chosen_phrase`;
+- Select Boxes: `fill` when the boxes are rectangles to paint rather than objects to segment.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from .phrases import PhraseSet
 
 
 @dataclass
@@ -19,7 +30,7 @@ class Detections:
     boxes: (N, 4) float32 pixel xyxy; scores: (N,) float32 in [0, 1]; labels: the phrase each box
     was detected for (one of the phrases asked for); image_size: (height, width) of the image the
     boxes refer to. `note` carries a human-readable remark (a fallback taken, a selection made)
-    that nodes show to the user.
+    that nodes show to the user. The other fields are described in the module docstring.
     """
 
     boxes: torch.Tensor
@@ -27,7 +38,12 @@ class Detections:
     labels: list[str]
     image_size: tuple[int, int]
     note: str = ""
-    extra: dict = field(default_factory=dict)
+    phrases: list[str] | None = None
+    phrase_scores: torch.Tensor | None = None  # (N, len(phrases))
+    phrase_set: PhraseSet | None = None
+    candidates: Detections | None = None
+    chosen_phrase: str | None = None
+    fill: bool = False
 
     def __post_init__(self):
         self.boxes = torch.as_tensor(self.boxes, dtype=torch.float32).reshape(-1, 4).cpu()
@@ -54,23 +70,14 @@ class Detections:
         elif isinstance(index, slice):
             index = list(range(len(self)))[index]
         index = [int(i) for i in index]
-        return Detections(
-            self.boxes[index] if index else torch.zeros(0, 4),
-            self.scores[index] if index else torch.zeros(0),
-            [self.labels[i] for i in index],
-            self.image_size,
-            self.note if note is None else note,
-            self._extra_at(index),
+        return dataclasses.replace(
+            self,
+            boxes=self.boxes[index] if index else torch.zeros(0, 4),
+            scores=self.scores[index] if index else torch.zeros(0),
+            labels=[self.labels[i] for i in index],
+            note=self.note if note is None else note,
+            phrase_scores=None if self.phrase_scores is None else self.phrase_scores[index],
         )
-
-    def _extra_at(self, index: list[int]) -> dict:
-        """`extra` for a subset: per-box tensors (first dimension = box count) are indexed too."""
-        out = {}
-        for key, value in self.extra.items():
-            if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == len(self):
-                value = value[index] if index else value[:0]
-            out[key] = value
-        return out
 
     def with_label(self, phrase: str) -> "Detections":
         """The detections whose label is `phrase`."""
@@ -82,7 +89,7 @@ class Detections:
         boxes = self.boxes.clone()
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
-        return Detections(boxes, self.scores, self.labels, self.image_size, self.note, dict(self.extra))
+        return dataclasses.replace(self, boxes=boxes)
 
     def union_box(self) -> torch.Tensor | None:
         """The box that encloses every box (the reference's `join_bboxes`), or None if empty."""

@@ -355,8 +355,8 @@ class GroundingDino:
         tokens all fell below it got an empty label: here such a box is dropped, i.e. boxes must
         beat both thresholds (with the defaults, 0.3 > 0.25, text_threshold changes nothing).
 
-        Each Detections' `extra` holds "phrases" (the phrases searched) and "phrase_scores"
-        (N, P): every box's score for every phrase, so one pass can score them all.
+        Each Detections carries `phrases` (the phrases searched) and `phrase_scores` (N, P): every
+        box's score for every phrase, so one pass can score them all.
         """
         images = _image_list(images)
         prompts = [build_prompt(p) for p in _phrases_per_image(phrases, len(images))]
@@ -433,5 +433,6 @@ def _detections(
         [prompt.phrases[i] for i in best[keep].tolist()],
         size,
         note,
-        {"phrases": list(prompt.phrases), "phrase_scores": per_phrase[keep]},
+        phrases=list(prompt.phrases),
+        phrase_scores=per_phrase[keep],
     )

@@ -7,7 +7,7 @@ unlike GGIP2P, rejects a candidate that is not on the named side), and turns add
 vase to the left of the lamp") into a rectangle where the new object goes.
 
 Rectangles that should be filled as they are (additions, half-image and whole-image regions)
-are returned as boxes with `extra["fill"] = True`: the mask node paints them instead of running
+are returned as boxes with `fill` set: the mask node paints them instead of running
 SAM on them. Every result carries a `note` that says what was chosen and why.
 """
 
@@ -198,9 +198,7 @@ def region_box(image_size: tuple[int, int], direction: Optional[str]) -> torch.T
 
 
 def _filled(box: torch.Tensor, label: str, image_size, note: str) -> Detections:
-    det = Detections(box[None], torch.ones(1), [label], image_size, note)
-    det.extra["fill"] = True
-    return det
+    return Detections(box[None], torch.ones(1), [label], image_size, note, fill=True)
 
 
 def _best(det: Detections) -> Detections:

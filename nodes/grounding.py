@@ -167,7 +167,7 @@ class GroundingDINODetect(io.ComfyNode):
             note = "no phrase to detect (a global edit)"
             found = [Detections.empty(tuple(image.shape[1:3]), note) for _ in range(image.shape[0])]
         for det in found:
-            det.extra["phrase_set"] = phrases
+            det.phrase_set = phrases
         return io.NodeOutput(found, _batch_text([d.describe() for d in found]))
 
 
@@ -216,7 +216,7 @@ class ClipFilter(io.ComfyNode):
         chosen, phrases_out, tables = [], [], []
         for i, det in enumerate(boxes):
             mm.throw_exception_if_processing_interrupted()
-            ps = det.extra.get("phrase_set")
+            ps = det.phrase_set
             candidates = ps.candidates if ps is not None else list(dict.fromkeys(det.labels))
             if not candidates or len(det) == 0:
                 out = det.subset([], note=det.note or "nothing detected")
@@ -235,7 +235,7 @@ class ClipFilter(io.ComfyNode):
                     table += f"\nkept the analysed target '{winner}'"
                 out = det.with_label(winner)
                 out.note = f"CLIP filter chose '{winner}'"
-            out.extra.update(all=det, phrase_set=ps, winner=winner or None)
+            out.candidates, out.phrase_set, out.chosen_phrase = det, ps, winner or None
             chosen.append(out)
             phrases_out.append(winner)
             tables.append(table)
@@ -273,14 +273,14 @@ class SelectBoxes(io.ComfyNode):
     def execute(cls, boxes, guided) -> io.NodeOutput:
         out = []
         for det in boxes:
-            everything = det.extra.get("all", det)
-            ps: PhraseSet | None = det.extra.get("phrase_set")
-            target = det.extra.get("winner") or (ps.target if ps else None)
+            everything = det.candidates or det
+            ps: PhraseSet | None = det.phrase_set
+            target = det.chosen_phrase or (ps.target if ps else None)
             if target is None and len(everything):
                 target = everything.labels[int(everything.scores.argmax())]
             analysis = ps.analysis if (guided and ps is not None) else None
             chosen = select(analysis, everything, target, ps.anchor if ps else None)
-            chosen.extra["phrase_set"] = ps
+            chosen.phrase_set = ps
             out.append(chosen)
         return io.NodeOutput(out, _batch_text([d.describe() for d in out]))
 
@@ -352,7 +352,7 @@ class SAMMask(io.ComfyNode):
                 reason = det.note or "nothing detected"
                 infos.append(f"{reason}: fallback '{no_detection}'")
                 log.warning("%s: image %d: %s; fallback: %s.", cls.NODE, i, reason, no_detection)
-            elif det.extra.get("fill"):
+            elif det.fill:
                 instances = torch.stack([mask_ops.rectangle((h, w), b) for b in det.boxes])
                 infos.append(f"{det.note or 'rectangle'}: {len(det)} rectangle(s)")
             else:

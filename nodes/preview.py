@@ -29,7 +29,7 @@ def draw(image: torch.Tensor, det, mask: torch.Tensor | None, opacity: float) ->
     for box, score, label in zip(det.boxes.tolist(), det.scores.tolist(), det.labels):
         colour = colours[label]
         pen.rectangle(box, outline=colour, width=width)
-        text = label if det.extra.get("fill") else f"{label} {score:.2f}"
+        text = label if det.fill else f"{label} {score:.2f}"
         x, y = box[0], max(0, box[1] - 12)
         left, top, right, bottom = pen.textbbox((x, y), text, font=font)
         pen.rectangle((left - 2, top - 1, right + 2, bottom + 1), fill=colour)

@@ -140,8 +140,8 @@ def test_detect_is_the_original_prediction_in_one_pass(tiny_original, detector):
     assert found.labels == [PHRASES[i] for i in best[order]]
     torch.testing.assert_close(found.scores, scores[order], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(found.boxes, boxes, atol=1e-3, rtol=1e-4)
-    assert found.extra["phrases"] == PHRASES
-    torch.testing.assert_close(found.extra["phrase_scores"], per_phrase[order], atol=1e-5, rtol=1e-4)
+    assert found.phrases == PHRASES
+    torch.testing.assert_close(found.phrase_scores, per_phrase[order], atol=1e-5, rtol=1e-4)
 
 
 def test_thresholds(detector):
@@ -151,7 +151,7 @@ def test_thresholds(detector):
     for box_threshold, text_threshold in ((cut, 0.0), (0.0, cut)):
         found = detector.detect(image, PHRASES, box_threshold, text_threshold)[0]
         assert len(found) == int((everything.scores > cut).sum()) and bool((found.scores > cut).all())
-        assert torch.equal(found.scores, found.extra["phrase_scores"].amax(1))
+        assert torch.equal(found.scores, found.phrase_scores.amax(1))
         assert bool((found.scores[:-1] >= found.scores[1:]).all())
 
 
@@ -163,7 +163,7 @@ def test_equal_size_batch_is_one_pass_with_per_image_results(detector):
     batch = detector.detect(images, per_image, 0.0, 0.0)
     assert detector.forward_passes == before + 1
     for i, found in enumerate(batch):
-        assert found.extra["phrases"] == per_image[i] and set(found.labels) <= set(per_image[i])
+        assert found.phrases == per_image[i] and set(found.labels) <= set(per_image[i])
         _assert_same_detections(found, detector.detect(images[i : i + 1], [per_image[i]], 0.0, 0.0)[0])
 
 
@@ -208,7 +208,7 @@ def test_prompt_and_token_spans(detector):
 def test_phrases_past_the_token_limit_are_reported(detector):
     phrases = [f"cat number {i}" for i in range(100)]  # ~4 tokens each: past 256
     found = detector.detect(torch.rand(1, 32, 32, 3), phrases, 0.0, 0.0)[0]
-    lost = found.extra["phrase_scores"][:, -1]
+    lost = found.phrase_scores[:, -1]
     assert "not searched" in found.note and "cat number 99" in found.note and bool((lost == 0).all())
     assert "cat number 99" not in found.labels
 

@@ -53,7 +53,7 @@ def test_full_chain_into_the_sampler(comfy, ip2p_checkpoint, grounding_models, s
     chosen = comfy.output(results, "select")[0]
     # box threshold 0 keeps every query; the guided selection keeps the single leftmost car
     assert len(chosen) == 1 and chosen.labels == ["car"] and "left" in chosen.note
-    everything = chosen.extra.get("phrase_set")
+    everything = chosen.phrase_set
     assert everything is not None and everything.target == "car"
     mask = comfy.output(results, "mask")
     assert mask.shape == (1, H, W) and 0.0 <= float(mask.min()) and float(mask.max()) <= 1.0

@@ -133,7 +133,7 @@ def test_relative_with_missing_anchor_falls_back_to_absolute_direction():
 def test_addition_rectangle_is_next_to_the_anchor_and_inside_the_image(direction):
     anchor = LAMPS.with_label("bed")
     out = select(InstructionAnalysis(kind="add", direction=direction, relation="relative"), anchor, None, "bed")
-    assert out.extra["fill"] and len(out) == 1
+    assert out.fill and len(out) == 1
     x1, y1, x2, y2 = out.boxes[0].tolist()
     h, w = SIZE
     assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
@@ -160,14 +160,14 @@ def test_addition_clips_at_the_image_border_and_respects_minimum_size():
 def test_addition_without_anchor_uses_half_or_whole_image():
     none = Detections.empty(SIZE)
     top = select(InstructionAnalysis(kind="add", direction="top"), none, None, None)
-    assert top.boxes.tolist() == [[0, 0, 600, 200]] and top.extra["fill"]
+    assert top.boxes.tolist() == [[0, 0, 600, 200]] and top.fill
     whole = select(InstructionAnalysis(kind="add"), none, None, "vase")
     assert whole.boxes.tolist() == [region_box(SIZE, None).tolist()]
 
 
 def test_global_edit_is_the_whole_image():
     out = select(InstructionAnalysis(kind="global"), Detections.empty(SIZE), None)
-    assert out.extra["fill"] and out.boxes.tolist() == [[0, 0, 600, 400]]
+    assert out.fill and out.boxes.tolist() == [[0, 0, 600, 400]]
 
 
 def test_undetected_target_is_empty_with_a_reason():
@@ -177,7 +177,7 @@ def test_undetected_target_is_empty_with_a_reason():
 
 def test_reference_mode_is_the_union_of_the_phrase_boxes():
     out = select(None, CARS, "car")
-    assert len(out) == 3 and "fill" not in out.extra
+    assert len(out) == 3 and not out.fill
 
 
 # --- phrase sets -------------------------------------------------------------------------------
@@ -223,4 +223,4 @@ def test_addition_with_an_absolute_direction_goes_on_that_anchor():
     windows = dets(("window", [20, 50, 120, 150], 0.8), ("window", [400, 50, 500, 150], 0.9))
     a = InstructionAnalysis(kind="add", direction="left", relation="absolute", anchor="the window")
     out = select(a, windows, None, "window")
-    assert out.extra["fill"] and out.boxes.tolist() == [[20, 50, 120, 150]]
+    assert out.fill and out.boxes.tolist() == [[20, 50, 120, 150]]
