@@ -182,3 +182,43 @@ def test_model_folders_exist_and_registering_again_changes_nothing(comfy):
         paths = folder_paths.folder_names_and_paths[loader.folder][0]
         assert paths == before[loader.folder]
         assert os.path.isdir(os.path.join(folder_paths.models_dir, loader.folder))
+
+
+@pytest.mark.parametrize(
+    "instruction, clip",
+    [("make the left car purple", True), ("make the cars blue", False), ("put a hat on the car", True)],
+)
+def test_grounded_mask_node_gives_the_separate_nodes_mask(comfy, grounding_models, street, instruction, clip):
+    separate = chain(grounding_models, street, instruction, box_threshold=0.0)
+    if not clip:  # Select Boxes straight from the detector, as Grounded Mask does without a CLIP model
+        separate["select"]["inputs"]["boxes"] = ["det", 0]
+    one = {
+        "img": separate["img"],
+        "gd": separate["gd"],
+        "sam": separate["sam"],
+        "clip": separate["clip"],
+        "one": {
+            "class_type": "GroundedIP2P_GroundedMask",
+            "inputs": {
+                "grounding_dino": ["gd", 0],
+                "sam": ["sam", 0],
+                "image": ["img", 0],
+                "instruction": instruction,
+                "box_threshold": 0.0,
+                "dilation": 3,
+                "no_detection": "edit whole image",
+                **({"clip": ["clip", 0]} if clip else {}),
+            },
+        },
+    }
+    expected = comfy.run(separate, capture=("mask", "np"))
+    got = comfy.run(one, capture=("one",))
+    mask, preview, simplified, info, boxes = (comfy.output(got, "one", i) for i in range(5))
+    assert torch.equal(mask, comfy.output(expected, "mask"))
+    assert simplified == comfy.output(expected, "np", 2)
+    assert preview.shape == (1, H, W, 3)
+    assert info.splitlines()[0].startswith("understood: ") and "mask: " in info
+    assert ("CLIP filter chose" in info) == clip
+    assert len(boxes) == 1 and boxes[0].phrase_set is not None
+    shown = comfy.executor.history_result["outputs"]["one"]  # what the frontend gets for the node
+    assert list(shown["text"]) == [info] and len(shown["images"]) == 1
