@@ -37,7 +37,7 @@ MODEL_FOLDERS = (
 )
 # (node type, input) set from each command-line option
 OVERRIDES = {
-    "instruction": [("GroundedIP2P_NounPhraseExtract", "instruction")],
+    "instruction": [("GroundedIP2P_NounPhraseExtract", "instruction"), ("GroundedIP2P_GroundedMask", "instruction")],
     "ip2p": [("CheckpointLoaderSimple", "ckpt_name")],
     "grounding_dino": [(GROUNDING_DINO.node_id, GROUNDING_DINO.widget)],
     "sam": [(SAM.node_id, SAM.widget)],
@@ -120,8 +120,18 @@ def build_prompt(workflow: dict, node_inputs: dict, image_name: str, options: di
     return prompt
 
 
+def _save(prompt: dict, name: str, image: list, prefix: str) -> None:
+    prompt[name] = {"class_type": "SaveImage", "inputs": {"images": image, "filename_prefix": prefix}}
+
+
 def _add_debug_outputs(prompt: dict) -> None:
     """Save the mask and the box overlay beside the output (prefixes 'debug_mask', 'debug_boxes')."""
+    one_node = [k for k, n in prompt.items() if n["class_type"] == "GroundedIP2P_GroundedMask"]
+    if one_node:  # Grounded Mask has both as outputs
+        prompt["debug_mask_image"] = {"class_type": "MaskToImage", "inputs": {"mask": [one_node[0], 0]}}
+        _save(prompt, "debug_mask_save", ["debug_mask_image", 0], "debug_mask")
+        _save(prompt, "debug_boxes_save", [one_node[0], 1], "debug_boxes")
+        return
     masks = [k for k, n in prompt.items() if n["class_type"] == "GroundedIP2P_SAMMask"]
     selects = [
         k for k, n in prompt.items() if n["class_type"] in ("GroundedIP2P_SelectBoxes", "GroundedIP2P_ClipFilter")
@@ -130,20 +140,14 @@ def _add_debug_outputs(prompt: dict) -> None:
     if masks and images:
         m, img = masks[0], images[0]
         prompt["debug_mask_image"] = {"class_type": "MaskToImage", "inputs": {"mask": [m, 0]}}
-        prompt["debug_mask_save"] = {
-            "class_type": "SaveImage",
-            "inputs": {"images": ["debug_mask_image", 0], "filename_prefix": "debug_mask"},
-        }
+        _save(prompt, "debug_mask_save", ["debug_mask_image", 0], "debug_mask")
         boxes = prompt[m]["inputs"]["boxes"] if isinstance(prompt[m]["inputs"].get("boxes"), list) else None
         if boxes or selects:
             prompt["debug_boxes"] = {
                 "class_type": "GroundedIP2P_PreviewBoxes",
                 "inputs": {"image": [img, 0], "boxes": boxes or [selects[0], 0], "mask": [m, 0], "mask_opacity": 0.45},
             }
-            prompt["debug_boxes_save"] = {
-                "class_type": "SaveImage",
-                "inputs": {"images": ["debug_boxes", 0], "filename_prefix": "debug_boxes"},
-            }
+            _save(prompt, "debug_boxes_save", ["debug_boxes", 0], "debug_boxes")
 
 
 def _place_outputs(files: list[tuple[str, Path]], out: Path) -> list[Path]:
@@ -227,10 +231,17 @@ def _refusal_message(error: comfy_session.ServerError, prompt: dict) -> str:
     return _validation_message(data.get("error", {}), data.get("node_errors", {}), prompt)
 
 
+# What a node's message tells a UI user, said for the terminal.
+UI_HINTS = {"(then press R in ComfyUI to refresh the list)": "(then run the command again)"}
+
+
 def _failure_message(status: dict) -> str:
     for kind, data in status.get("messages", []):
         if kind == "execution_error":
-            return (data.get("exception_message") or "the run failed").strip().splitlines()[0]
+            text = (data.get("exception_message") or "the run failed").strip().splitlines()[0]
+            for ui_words, terminal_words in UI_HINTS.items():
+                text = text.replace(ui_words, terminal_words)
+            return text
         if kind == "execution_interrupted":
             return "the run was interrupted on the server"
     return "the run failed on the server"
