@@ -508,21 +508,22 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def render_text(models_dir: Path, origin: str, report: list[tuple[Path, list[FileState]]]) -> str:
-    lines = [f"models folder: {models_dir} ({origin})"]
+    """One table: each file once, with the workflows that use it."""
+    lines = [f"models folder: {models_dir} ({origin})", ""]
+    unique: dict[tuple, tuple[FileState, list[str]]] = {}
     for path, states in report:
-        lines += ["", f"{path.name}:"]
-        if not states:
-            lines.append("  (no model files)")
-            continue
-        rows = [["file", "folder", "status", "size"]]
+        for state in states:
+            unique.setdefault((state.folder, state.name, state.required_by), (state, []))[1].append(path.stem)
+    if not unique:
+        lines.append("  (the workflows load no model files)")
+    else:
+        rows = [["file", "folder", "status", "size", "used by"]]
         notes = []
-        for s in states:
+        for s, users in unique.values():
             size = s.actual_size if s.actual_size is not None else (s.entry.size if s.entry else None)
             name = s.name if s.required_by is None else f"{s.name} (beside {s.required_by})"
-            rows.append([name, s.folder, _status_text(s), human_size(size)])
-            if s.note and not s.ok:
-                notes.append(f"  {s.name}: {s.note}")
-            elif s.note and s.entry is not None and s.entry.sha256 is None:
+            rows.append([name, s.folder, _status_text(s), human_size(size), ", ".join(users)])
+            if s.note and (not s.ok or s.entry is not None and s.entry.sha256 is None):
                 notes.append(f"  {s.name}: {s.note}")
         lines += _table(rows) + notes
     states = [s for _, group in report for s in group]
