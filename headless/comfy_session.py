@@ -77,6 +77,22 @@ def prepare_import(comfy_path: Path, cpu: bool = False) -> None:
     import utils.extra_config  # noqa: F401
 
 
+def stand_in_prompt_server() -> None:
+    """What newer ComfyUI's node set-up reaches on ``PromptServer.instance`` when no server runs
+    (its node-replacement registry); nothing on 0.3.64, which has none."""
+    import server
+
+    if hasattr(server.PromptServer, "instance"):
+        return
+    try:
+        from app.node_replace_manager import NodeReplaceManager
+    except ImportError:
+        return
+    from types import SimpleNamespace
+
+    server.PromptServer.instance = SimpleNamespace(node_replace_manager=NodeReplaceManager())
+
+
 def prompt_executor(server):
     """``execution.PromptExecutor`` with the classic cache, on old and new ComfyUI alike."""
     import execution
@@ -96,7 +112,8 @@ def cached_outputs(executor, node_id: str):
         entry = cache.get(node_id)
         if inspect.isawaitable(entry):
             entry = asyncio.run(entry)
-    return entry
+    # Newer ComfyUI caches an execution.CacheEntry(ui, outputs); 0.3.64 the outputs list itself.
+    return getattr(entry, "outputs", entry)
 
 
 # ------------------------------------------------------------------------------------------

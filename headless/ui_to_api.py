@@ -85,6 +85,8 @@ def _widget_and_link_inputs(node: Mapping[str, Any], spec: Mapping[str, Any], so
     for name, in_type, options in _ordered_inputs(spec):
         if _is_widget(in_type, options):
             value = named.get(name) if named else (values.pop(0) if values else None)
+            if value is None and "default" in options:
+                value = options["default"]  # a widget newer than the saved workflow: ComfyUI's default for it
             if options.get("control_after_generate") and values and not named:
                 values.pop(0)  # "fixed" / "randomize": a frontend setting, not an input
             if name not in linked:

@@ -69,6 +69,7 @@ class ComfyHarness:
 
         import nodes
 
+        comfy_session.stand_in_prompt_server()
         asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
         self.nodes = nodes
         self.execution = execution

@@ -87,6 +87,16 @@ def test_converter_maps_widgets_links_and_skips_frontend_nodes():
     }
 
 
+def test_converter_fills_a_widget_newer_than_the_workflow_with_its_default():
+    """A workflow saved before a node gained a widget (ComfyUI added ImageScaleToTotalPixels'
+    resolution_steps): the prompt gets the default the frontend would show."""
+    info = {
+        "Scale": {"required": {"method": (["lanczos"],), "megapixels": ("FLOAT", {}), "steps": ("INT", {"default": 1})}}
+    }
+    api = ui_to_api({"nodes": [ui_node(1, "Scale", widgets=["lanczos", 1.0])], "links": []}, info)
+    assert api["1"]["inputs"] == {"method": "lanczos", "megapixels": 1.0, "steps": 1}
+
+
 def test_converter_names_missing_node_types():
     with pytest.raises(WorkflowError, match="'Mystery'.*missing custom node pack"):
         ui_to_api({"nodes": [ui_node(1, "Mystery")], "links": []}, OBJECT_INFO)
