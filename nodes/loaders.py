@@ -10,7 +10,7 @@ from ..grounding.clip_score import ClipLoadError, load_clip
 from ..grounding.gdino import GroundingDinoLoadError, load_grounding_dino
 from ..grounding.model_folders import CLIP_FILTER, GROUNDING_DINO, SAM
 from ..grounding.sam import SamLoadError, load_sam
-from .models import PRECISIONS, load_cached, model_files, resolve
+from .models import PRECISIONS, file_fingerprint, load_cached, model_files, resolve
 from .types import ClipModel, GroundingDinoModel, SamModel
 
 CATEGORY = "grounded-ip2p/loaders"
@@ -66,6 +66,10 @@ class GroundingDINOLoader(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, model_name, precision):
+        return file_fingerprint(GROUNDING_DINO.folder, model_name), precision
+
+    @classmethod
     def execute(cls, model_name, precision) -> io.NodeOutput:
         def build(path, dtype):
             core = load_grounding_dino(path, dtype=dtype)
@@ -104,6 +108,10 @@ class SAMLoader(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, model_name, precision):
+        return file_fingerprint(SAM.folder, model_name), precision
+
+    @classmethod
     def execute(cls, model_name, precision) -> io.NodeOutput:
         def build(path, dtype):
             core = load_sam(path).to(dtype)
@@ -134,6 +142,10 @@ class ClipFilterLoader(io.ComfyNode):
             ],
             outputs=[ClipModel.Output(display_name="clip")],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, model_name, precision):
+        return file_fingerprint(CLIP_FILTER.folder, model_name), precision
 
     @classmethod
     def execute(cls, model_name, precision) -> io.NodeOutput:

@@ -66,6 +66,17 @@ def resolve(node: str, folder: str, name: str) -> str:
     return path
 
 
+def file_fingerprint(folder: str, name: str):
+    """What identifies a model file's contents for ComfyUI's cache (a loader's fingerprint_inputs):
+    the file it resolves to, its size and modification time. Another file under the same name (a
+    replaced download, another models folder listed first) is loaded again instead of the cached one."""
+    path = folder_paths.get_full_path(folder, name) if name else None
+    if path is None or not os.path.exists(path):
+        return name  # validation or the loader says what is missing
+    stat = os.stat(path)
+    return os.path.realpath(path), stat.st_size, stat.st_mtime_ns
+
+
 def dtype_for(precision: str, device: torch.device, auto_half: bool = True) -> torch.dtype:
     """'auto': fp16 on a GPU that does it well (when `auto_half`), else fp32; explicit choices
     are kept, except that half precision on the CPU falls back to fp32 (slow and unsupported by

@@ -111,8 +111,10 @@ def detector(results):
 
 
 def loaded_model(comfy, node, name):
-    """The model a loader returns (the pack caches it: the same object the graph uses)."""
-    return comfy.node_class(node).execute(name, "auto").args[0].core
+    """The model a loader gives a graph: the loader run through ComfyUI, whose output cache then
+    hands the same object to the next prompt that has this loader with these inputs."""
+    loader = {"class_type": node, "inputs": {"model_name": name, "precision": "auto"}}
+    return comfy.output(comfy.run({"loader": loader}, capture=("loader",)), "loader").core
 
 
 # --- IP2P Blended Sampler and ComfyUI's native InstructPix2Pix ---------------------------------

@@ -222,3 +222,16 @@ def test_grounded_mask_node_gives_the_separate_nodes_mask(comfy, grounding_model
     assert len(boxes) == 1 and boxes[0].phrase_set is not None
     shown = comfy.executor.history_result["outputs"]["one"]  # what the frontend gets for the node
     assert list(shown["text"]) == [info] and len(shown["images"]) == 1
+
+
+def test_a_replaced_model_file_is_loaded_again(comfy, grounding_models):
+    """ComfyUI's cache knows a loader's output by its inputs; the loaders also fingerprint the file,
+    so a file replaced under the same name is not served from the cache."""
+    import os
+
+    path = grounding_models["root"] / "sams" / grounding_models["sam"]
+    first = loaded_model(comfy, "GroundedIP2P_SAMLoader", grounding_models["sam"])
+    assert loaded_model(comfy, "GroundedIP2P_SAMLoader", grounding_models["sam"]) is first
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as a new download would
+    assert loaded_model(comfy, "GroundedIP2P_SAMLoader", grounding_models["sam"]) is not first
