@@ -11,11 +11,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from grounded_ip2p.headless.model_catalog import LOADERS as MODEL_LOADERS
+from grounded_ip2p.headless.model_catalog import catalog_entry
+
 HERE = Path(__file__).resolve().parent
 IP2P = "instruct-pix2pix-00-22000.safetensors"
 GDINO = "groundingdino_swint_ogc.pth"
 SAM = "sam_vit_h_4b8939.pth"
 CLIP = "ViT-L-14.pt"
+CAR_PHOTO = (
+    "Load your own photo first: a street or parking photo with two or more cars side by side, "
+    "the one to recolour on the left (the workflow's example.png is a placeholder name)."
+)
 
 
 class Workflow:
@@ -24,6 +31,7 @@ class Workflow:
 
     def node(self, id, type, pos, widgets=(), inputs=(), outputs=(), title=None, size=(320, 130), widget_inputs=()):
         """inputs/outputs: (name, type) sockets; widget_inputs: widgets turned into sockets."""
+        assert id not in self.nodes, f"node id {id} used twice"
         n = {
             "id": id,
             "type": type,
@@ -43,6 +51,7 @@ class Workflow:
         self.nodes[id] = n
 
     def note(self, id, pos, text, size=(440, 260)):
+        assert id not in self.nodes, f"node id {id} used twice"
         self.nodes[id] = {
             "id": id,
             "type": "Note",
@@ -69,6 +78,10 @@ class Workflow:
         self.links.append([link_id, src, slot, dst, index, s["outputs"][slot]["type"]])
 
     def save(self, name: str) -> Path:
+        for n in self.nodes.values():
+            models = model_metadata(n)
+            if models:
+                n["properties"]["models"] = models
         data = {
             "last_node_id": max(self.nodes),
             "last_link_id": max(link[0] for link in self.links),
@@ -82,6 +95,24 @@ class Workflow:
         path = HERE / f"{name}.json"
         path.write_text(json.dumps(data, indent=1) + "\n")
         return path
+
+
+def model_metadata(node: dict) -> list[dict]:
+    """ComfyUI's model metadata for a loader node (``properties.models``: name, url, directory):
+    the frontend's missing-models dialog lists each file the graph lacks with where to get it."""
+    models = []
+    for index, folder, _ in MODEL_LOADERS.get(node["type"], ()):
+        name = node["widgets_values"][index]
+        entry = catalog_entry(name, folder)
+        if entry is not None:
+            models.append({"name": name, "url": entry.url, "directory": folder})
+    return models
+
+
+def show_text(wf: Workflow, id: int, pos, source: tuple[int, int], title: str, size=(340, 130)) -> None:
+    """A Preview Any node showing a text output in the graph (a node's info: what it decided)."""
+    wf.node(id, "PreviewAny", pos, inputs=[("source", "*")], title=title, size=size)
+    wf.link(*source, id, "source")
 
 
 def editor(
@@ -154,6 +185,7 @@ def editor(
         wf.link(*mask_node, 23, "mask")
     wf.link(23, 0, 24, "samples")
     wf.link(24, 0, 25, "images")
+    show_text(wf, 26, (x + 380, 450), (23, 1), "Sampler info (what was restored)", size=(340, 140))
 
 
 def grounding_chain(wf: Workflow, instruction: str, preview: bool = True, image: tuple[int, int] = (1, 0)) -> None:
@@ -251,6 +283,7 @@ def grounding_chain(wf: Workflow, instruction: str, preview: bool = True, image:
         wf.link(9, 0, 10, "mask")
         wf.node(11, "PreviewAny", (1140, 300), inputs=[("source", "*")], title="CLIP scores", size=(320, 160))
         wf.link(7, 2, 11, "source")
+        show_text(wf, 18, (780, 750), (9, 1), "Mask info (what was segmented, any fallback)", size=(340, 120))
 
 
 def grounded_edit() -> Path:
@@ -261,6 +294,7 @@ def grounded_edit() -> Path:
         30,
         (40, 820),
         (
+            f"{CAR_PHOTO}\n\n"
             "The pack's main job: type an instruction, get only that object edited.\n\n"
             "Noun Phrase Extract reads the instruction (target 'car', direction 'left', simplified "
             "instruction 'make the car purple'); GroundingDINO Detect finds every candidate in one pass; "
@@ -279,6 +313,75 @@ def grounded_edit() -> Path:
     return wf.save("grounded_edit")
 
 
+def quick_grounded_edit() -> Path:
+    """The common case in six nodes: Grounded Mask instead of the five grounding nodes."""
+    wf = Workflow("Quick grounded edit: Grounded Mask (one node) -> IP2P Blended Sampler")
+    wf.node(
+        1,
+        "LoadImage",
+        (40, 420),
+        ["example.png", "image"],
+        outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")],
+        size=(320, 360),
+    )
+    wf.node(
+        2,
+        "GroundedIP2P_GroundingDINOLoader",
+        (40, 40),
+        [GDINO, "auto"],
+        outputs=[("grounding_dino", "GIP2P_GROUNDING_DINO")],
+        size=(320, 90),
+    )
+    wf.node(
+        3, "GroundedIP2P_ClipFilterLoader", (40, 160), [CLIP, "auto"], outputs=[("clip", "GIP2P_CLIP")], size=(320, 90)
+    )
+    wf.node(4, "GroundedIP2P_SAMLoader", (40, 280), [SAM, "auto"], outputs=[("sam", "GIP2P_SAM")], size=(320, 90))
+    wf.node(
+        5,
+        "GroundedIP2P_GroundedMask",
+        (400, 40),
+        ["make the left car purple", 0.3, 11, "edit whole image"],
+        inputs=[
+            ("grounding_dino", "GIP2P_GROUNDING_DINO"),
+            ("sam", "GIP2P_SAM"),
+            ("image", "IMAGE"),
+            ("clip", "GIP2P_CLIP"),
+        ],
+        outputs=[
+            ("mask", "MASK"),
+            ("preview", "IMAGE"),
+            ("simplified", "STRING"),
+            ("info", "STRING"),
+            ("boxes", "GIP2P_BOXES"),
+        ],
+        size=(420, 640),
+    )
+    wf.link(2, 0, 5, "grounding_dino")
+    wf.link(4, 0, 5, "sam")
+    wf.link(1, 0, 5, "image")
+    wf.link(3, 0, 5, "clip")
+    editor(wf, image_node=1, mask_node=(5, 0), text_from=(5, 2), x=860)
+    wf.note(
+        30,
+        (40, 820),
+        (
+            f"{CAR_PHOTO}\n\n"
+            "The shortest grounded edit: Grounded Mask turns the instruction into the mask of what it is about "
+            "(it runs Noun Phrase Extract, GroundingDINO Detect, CLIP Filter, Select Boxes and SAM Mask with "
+            "their defaults, and shows the boxes, the mask and what it understood on the node). IP2P Blended "
+            "Sampler edits with the simplified instruction and keeps everything outside the mask. The "
+            "grounded_edit workflow has the same chain as separate nodes, to inspect or change each step.\n\n"
+            "Models (put them in ComfyUI/models/...):\n"
+            f"- checkpoints/{IP2P}\n"
+            f"- grounding-dino/{GDINO} + GroundingDINO_SwinT_OGC.cfg.py\n"
+            f"- sams/{SAM} (vit_l / vit_b work too)\n"
+            f"- clip_filter/{CLIP}\n"
+            "`grounded-ip2p models --download` fetches the missing ones."
+        ),
+    )
+    return wf.save("quick_grounded_edit")
+
+
 def relative_edit() -> Path:
     wf = Workflow("Relative edit: 'the lamp right of the bed', with the box preview")
     grounding_chain(wf, "change the lamp right of the bed to a candle")
@@ -287,6 +390,8 @@ def relative_edit() -> Path:
         30,
         (40, 820),
         (
+            "Load your own photo first: a bedroom with a bed and a lamp on the bed's right (and, to see the "
+            "selection at work, another lamp elsewhere).\n\n"
             "A relative instruction: only the lamp on the bed's right is edited, never the bed or another "
             "lamp.\n\n"
             "Noun Phrase Extract finds the target 'lamp', the anchor 'bed' and the direction 'right'; "
@@ -312,6 +417,7 @@ def add_object() -> Path:
         30,
         (40, 820),
         (
+            "Load your own photo first: a room with a lamp and some free space to the lamp's left.\n\n"
             "Adding an object needs a mask where nothing is yet. Noun Phrase Extract reads kind 'add', the "
             "anchor 'lamp' and the side 'left'; Select Boxes puts a rectangle beside the lamp's box (as large "
             "as the lamp: GGIP2P's trained size model is not public), and SAM Mask fills it as it is "
@@ -427,6 +533,7 @@ def with_core_nodes() -> Path:
         30,
         (40, 820),
         (
+            f"{CAR_PHOTO}\n\n"
             "How the pack fits into a bigger graph. The same instruction, seed and scales go through the "
             "pack's grounded edit (top) and ComfyUI's own InstructPix2Pix path (InstructPixToPixConditioning "
             "+ DualCFGGuider + SamplerCustomAdvanced, bottom). Image Stitch puts them side by side, Upscale "
@@ -453,10 +560,6 @@ T5XXL = "t5xxl_fp8_e4m3fn_scaled.safetensors"
 FLUX_VAE = "ae.safetensors"
 COSXL_EDIT = "cosxl_edit.safetensors"
 EDIT_INSTRUCTION = "make the left car purple"
-CAR_PHOTO = (
-    "Load your own photo first: a street or parking photo with two or more cars side by side, "
-    "the one to recolour on the left (the workflow's example.png is a placeholder name)."
-)
 GROUNDING_MODELS = (
     "Grounding models (as in grounded_edit): grounding-dino/groundingdino_swint_ogc.pth + "
     "GroundingDINO_SwinT_OGC.cfg.py, sams/sam_vit_h_4b8939.pth, clip_filter/ViT-L-14.pt.\n"
@@ -888,10 +991,24 @@ def cosxl_edit() -> Path:
     return wf.save("grounded_cosxl_edit")
 
 
-BUILDERS = [grounded_edit, relative_edit, add_object, with_core_nodes, qwen_image_edit, flux_kontext, cosxl_edit]
+BUILDERS = [
+    quick_grounded_edit,
+    grounded_edit,
+    relative_edit,
+    add_object,
+    with_core_nodes,
+    qwen_image_edit,
+    flux_kontext,
+    cosxl_edit,
+]
 # Workflows without a screenshot from the browser test (GIP2P_UPDATE_SCREENSHOTS=1) get a drawn
 # placeholder thumbnail; a screenshot, once taken, is never overwritten here.
-PLACEHOLDER_THUMBNAILS = {"grounded_qwen_image_edit", "grounded_flux_kontext", "grounded_cosxl_edit"}
+PLACEHOLDER_THUMBNAILS = {
+    "grounded_qwen_image_edit",
+    "grounded_flux_kontext",
+    "grounded_cosxl_edit",
+    "quick_grounded_edit",
+}
 
 
 def placeholder_thumbnail(path: Path, width: int = 400, height: int = 227) -> Path:

@@ -61,6 +61,21 @@ ERROR_TOASTS = """
 return [...document.querySelectorAll('.p-toast-message-error')].map(e => e.innerText.trim().replace(/\\s+/g, ' '));
 """
 
+# The missing-models dialog's entries: the label ("directory / name") and the URLs it offers
+# (the label's hint and the buttons' titles; the error text of a source it will not download from).
+MISSING_MODELS = """
+return [...document.querySelectorAll('.comfy-missing-models li')].map(li => ({
+  text: li.innerText.trim().replace(/\\s+/g, ' '),
+  titles: [...li.querySelectorAll('[title]')].map(e => e.title),
+}));
+"""
+
+# What each pack node shows of its info after the run (web/show_info.js).
+INFO_SHOWN = """
+return Object.fromEntries(app.graph.nodes.filter(n => n.type.startsWith('GroundedIP2P_'))
+  .map(n => [String(n.id), n.widgets?.find(w => w.name === 'gip2p_info')?.value ?? null]));
+"""
+
 CLOSE_DIALOGS = """
 document.querySelectorAll('.p-dialog .p-dialog-close-button, .p-toast-close-button').forEach(b => b.click());
 """
@@ -231,6 +246,31 @@ class Page:
         ]
 
 
+def expected_missing_models(workflow: dict, models_dir: Path) -> list[dict]:
+    """The workflow's model metadata (``properties.models``) for the files ``models_dir`` lacks."""
+    wanted = [m for n in workflow["nodes"] for m in n.get("properties", {}).get("models", [])]
+    unique = {m["url"]: m for m in wanted}.values()
+    return [m for m in unique if not (models_dir / m["directory"] / m["name"]).exists()]
+
+
+def check_missing_models_dialog(page, name: str, expected: list[dict]) -> None:
+    """No dialog when nothing is missing; else the missing-models dialog, listing each file that is
+    missing with its folder and URL, and nothing else."""
+    dialogs = page.js(OPEN_DIALOGS)
+    if not expected:
+        assert not dialogs, f"{name}: a dialog opened on loading the workflow: {dialogs}"
+        return
+    entries = _wait(lambda: page.js(MISSING_MODELS), 10, f"{name}: no missing-models dialog; dialogs: {dialogs}")
+    assert len(dialogs) == 1, f"{name}: other dialogs opened too: {dialogs}"
+    for model in expected:
+        label = f"{model['directory']} / {model['name']}"
+        match = [e for e in entries if e["text"].startswith(label)]
+        assert match, f"{name}: the dialog does not list {label}: {entries}"
+        assert model["url"] in match[0]["titles"], f"{name}: {label} is listed without its URL: {match[0]}"
+    assert len(entries) == len(expected), f"{name}: the dialog lists {entries}, expected {expected}"
+    page.js(CLOSE_DIALOGS)
+
+
 def _wait(condition, timeout, message=None, interval=0.5):
     """condition()'s first true value; fails with `message` at the timeout (None: returns None)."""
     deadline = time.monotonic() + timeout
@@ -291,13 +331,13 @@ def test_example_workflow_in_the_web_frontend(page, server, path, screenshot_dir
     page.severe_logs()  # drop what earlier workflows left
     started = time.monotonic()
 
-    # 1. load it as a user does; no dialog (missing nodes, missing models, load error) may open
+    # 1. load it as a user does; no dialog (missing nodes, load error) may open, and the
+    #    missing-models dialog only for the files this server lacks (the edit models that cannot run here)
     loaded = page.js_async(LOAD, workflow, name)
     assert not loaded.get("error"), f"{name}: loading failed: {loaded['error']}"
     assert not loaded["missing"], f"{name}: node types the frontend does not know: {loaded['missing']}"
     time.sleep(1)  # dialogs open asynchronously
-    dialogs = page.js(OPEN_DIALOGS)
-    assert not dialogs, f"{name}: a dialog opened on loading the workflow: {dialogs}"
+    check_missing_models_dialog(page, name, expected_missing_models(workflow, server.base / "models"))
     toasts = page.js(ERROR_TOASTS)
     assert not toasts, f"{name}: error toast on loading the workflow: {toasts}"
 
@@ -353,7 +393,22 @@ def test_example_workflow_in_the_web_frontend(page, server, path, screenshot_dir
             file = output_dir / image.get("subfolder", "") / image["filename"]
             assert image.get("type") == "output" and file in written, f"{name}: {file} was not written"
 
-    # 6. nothing went wrong in the page on the way (JS exceptions, console errors, error dialogs)
+    # 6. each pack node that reported an info text shows it on the node
+    pack_nodes = {str(n["id"]) for n in workflow["nodes"] if n["type"].startswith("GroundedIP2P_")}
+    outputs = entry.get("outputs", {})
+    texts = {k: "\n".join(v["text"]) for k, v in outputs.items() if k in pack_nodes and v.get("text")}
+
+    def info_shown():
+        shown = page.js(INFO_SHOWN)
+        return shown if all(shown.get(k) for k in texts) else None
+
+    shown_info = _wait(info_shown, 10) or page.js(INFO_SHOWN)
+    for node_id, text in texts.items():
+        assert shown_info.get(node_id) == text, (
+            f"{name}: node {node_id} shows {shown_info.get(node_id)!r}, not {text!r}"
+        )
+
+    # 7. nothing went wrong in the page on the way (JS exceptions, console errors, error dialogs)
     time.sleep(0.5)
     dialogs = page.js(OPEN_DIALOGS) + page.js(ERROR_TOASTS)
     assert not dialogs, f"{name}: error shown in the frontend after the run: {dialogs}"
@@ -363,5 +418,32 @@ def test_example_workflow_in_the_web_frontend(page, server, path, screenshot_dir
         f"\n{name}: {loaded['nodes']} nodes, no missing nodes, no dialog; steps->{STEPS} on {changed} sampler(s); "
         f"queued {prompt_id}; success; {len(written)} image(s) written "
         f"({', '.join(sorted(p.name for p in written))}); view scale {fit['scale']:.2f}, photo shown {bool(shown)}; "
-        f"screenshot {shot}; {time.monotonic() - started:.1f} s"
+        f"screenshot {shot}; info shown on {len(texts)} node(s); {time.monotonic() - started:.1f} s"
     )
+
+
+def test_missing_models_dialog_offers_every_file_with_its_url(page, server, tmp_path_factory):
+    """A ComfyUI with the pack and no model files at all: opening a grounded workflow lists every
+    file it loads, in its folder (the pack's own folders included) and with its URL."""
+    comfy_path = comfy_path_or_none()
+    base = tmp_path_factory.mktemp("comfy-no-models")
+    prepare_base(base, [], comfy_path)
+    try:
+        with ComfyServer(comfy_path, base) as bare:
+            page.driver.get(bare.url + "/")
+            _wait(lambda: page.js(APP_READY), 90, "the ComfyUI frontend did not start")
+            time.sleep(2)
+            page.js(CLOSE_DIALOGS)
+            for name in ("quick_grounded_edit", "grounded_edit"):
+                workflow = json.loads((REPO / "example_workflows" / f"{name}.json").read_text())
+                expected = expected_missing_models(workflow, base / "models")
+                assert {m["directory"] for m in expected} == {"checkpoints", "grounding-dino", "sams", "clip_filter"}
+                loaded = page.js_async(LOAD, workflow, name)
+                assert not loaded.get("error") and not loaded["missing"], loaded
+                time.sleep(1)
+                check_missing_models_dialog(page, name, expected)
+    finally:
+        page.driver.get(server.url + "/")
+        _wait(lambda: page.js(APP_READY), 90, "the ComfyUI frontend did not start again")
+        time.sleep(2)
+        page.js(CLOSE_DIALOGS)

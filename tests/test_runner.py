@@ -165,3 +165,30 @@ def test_missing_model_on_the_server_is_one_line(server, tmp_path):
     assert res.returncode == 1
     lines = res.stderr.strip().splitlines()
     assert lines[-1].startswith("grounded-ip2p run: ") and "groundingdino_swinb_cogcoor.pth" in lines[-1]
+
+
+@pytest.mark.parametrize("case", ["missing model", "no GPU"])
+def test_local_run_errors_are_one_line_with_the_fix(comfyui, models_dir, tmp_path, case):
+    """What reaches the terminal is the one line, never ComfyUI's log or a traceback."""
+    import torch
+
+    if case == "no GPU" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: ComfyUI starts without --cpu")
+    Image.new("RGB", (64, 64)).save(tmp_path / "in.png")
+    extra = ["--sam", "sam_vit_x.pth", "--cpu"] if case == "missing model" else []
+    res = run(
+        "--image",
+        str(tmp_path / "in.png"),
+        "--out",
+        str(tmp_path / "o.png"),
+        "--comfyui",
+        str(comfyui),
+        "--models-dir",
+        str(models_dir),
+        *extra,
+    )
+    assert res.returncode == 1 and res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    fix = {"missing model": "put the file in ComfyUI's models folder", "no GPU": "add --cpu"}[case]
+    assert lines[0].startswith("grounded-ip2p run: ") and fix in lines[0]
