@@ -216,6 +216,8 @@ def _validation_message(error: dict, node_errors: dict, prompt: dict) -> str:
                     f"available for {name} — put the file in ComfyUI's models folder for it "
                     f"(see `grounded-ip2p models`)"
                 )
+            if err.get("type") == "custom_validation_failed" and " - " in details:
+                return _terminal_words(details.split(" - ", 1)[1])  # the node's own message, named
             return f"{info.get('class_type')}: {err.get('message', '')}: {details}".strip(": ")
     if isinstance(error, dict):
         return f"{error.get('message', 'invalid workflow')}: {error.get('details', '')}".strip(": ")
@@ -232,16 +234,22 @@ def _refusal_message(error: comfy_session.ServerError, prompt: dict) -> str:
 
 
 # What a node's message tells a UI user, said for the terminal.
-UI_HINTS = {"(then press R in ComfyUI to refresh the list)": "(then run the command again)"}
+UI_HINTS = {
+    "(then press R in ComfyUI to refresh the list)": "(then run the command again)",
+    " and refresh the list (R)": "",
+}
+
+
+def _terminal_words(text: str) -> str:
+    for ui_words, terminal_words in UI_HINTS.items():
+        text = text.replace(ui_words, terminal_words)
+    return text
 
 
 def _failure_message(status: dict) -> str:
     for kind, data in status.get("messages", []):
         if kind == "execution_error":
-            text = (data.get("exception_message") or "the run failed").strip().splitlines()[0]
-            for ui_words, terminal_words in UI_HINTS.items():
-                text = text.replace(ui_words, terminal_words)
-            return text
+            return _terminal_words((data.get("exception_message") or "the run failed").strip().splitlines()[0])
         if kind == "execution_interrupted":
             return "the run was interrupted on the server"
     return "the run failed on the server"

@@ -12,6 +12,7 @@ from comfy_api.latest import io, ui
 from .grounding import CATEGORY, ClipFilter, GroundingDINODetect, NounPhraseExtract, SAMMask, SelectBoxes
 from .preview import PreviewBoxes
 from .types import Boxes, ClipModel, GroundingDinoModel, SamModel
+from .validation import ValidatedNode
 
 # The separate nodes' defaults, for the inputs this node does not show.
 TEXT_THRESHOLD = 0.25
@@ -21,7 +22,7 @@ FEATHER = 0.0
 PREVIEW_OPACITY = 0.45
 
 
-class GroundedMask(io.ComfyNode):
+class GroundedMask(ValidatedNode):
     NODE = "GroundedMask"
 
     @classmethod

@@ -24,6 +24,7 @@ from ..grounding.phrases import MODES, PhraseSet, detector_phrase, extract
 from ..grounding.selection import select
 from .images import rgb
 from .types import Boxes, ClipModel, GroundingDinoModel, Phrases, SamModel
+from .validation import ValidatedNode
 
 log = logging.getLogger("grounded-ip2p")
 CATEGORY = "grounded-ip2p/grounding"
@@ -48,7 +49,7 @@ def _check_batch(node: str, image: torch.Tensor, boxes: list[Detections]) -> Non
             )
 
 
-class NounPhraseExtract(io.ComfyNode):
+class NounPhraseExtract(ValidatedNode):
     NODE = "NounPhraseExtract"
 
     @classmethod
@@ -101,7 +102,7 @@ class NounPhraseExtract(io.ComfyNode):
         return io.NodeOutput(ps, ps.target or "", ps.simplified, ps.summary())
 
 
-class GroundingDINODetect(io.ComfyNode):
+class GroundingDINODetect(ValidatedNode):
     NODE = "GroundingDINODetect"
 
     @classmethod
@@ -171,7 +172,7 @@ class GroundingDINODetect(io.ComfyNode):
         return io.NodeOutput(found, _batch_text([d.describe() for d in found]))
 
 
-class ClipFilter(io.ComfyNode):
+class ClipFilter(ValidatedNode):
     NODE = "ClipFilter"
 
     @classmethod
@@ -243,7 +244,7 @@ class ClipFilter(io.ComfyNode):
         return io.NodeOutput(chosen, _batch_text(phrases_out), _batch_text(tables))
 
 
-class SelectBoxes(io.ComfyNode):
+class SelectBoxes(ValidatedNode):
     NODE = "SelectBoxes"
 
     @classmethod
@@ -285,7 +286,7 @@ class SelectBoxes(io.ComfyNode):
         return io.NodeOutput(out, _batch_text([d.describe() for d in out]))
 
 
-class SAMMask(io.ComfyNode):
+class SAMMask(ValidatedNode):
     NODE = "SAMMask"
 
     @classmethod

@@ -10,6 +10,11 @@ def rgb(image: torch.Tensor, node: str) -> torch.Tensor:
     make them a (B, H, W, 3) batch."""
     if image.ndim == 3:
         image = image[None]
+    if not torch.isfinite(image).all():
+        raise ValueError(
+            f"{node}: the image has NaN or infinite values. Check the node that made it "
+            f"(a VAE decode in half precision can overflow); images are numbers from 0 to 1."
+        )
     if image.shape[-1] == 1:
         return image.expand(*image.shape[:-1], 3)
     if image.shape[-1] == 4:

@@ -36,11 +36,22 @@ from ..sampling import (
     percent_bounds,
     percent_window,
 )
+from .validation import ValidatedNode
 
 log = logging.getLogger("grounded-ip2p")
 
 WRAPPER_KEY = "grounded_ip2p.late_restore"
 _RUN = "_grounded_ip2p_restore_run"  # the guider attribute that holds the running restore
+
+
+def check_finite(latent: torch.Tensor, node: str) -> None:
+    """A sampled latent with NaN or inf is an error, never a result (an overflow in half precision,
+    an extreme guidance scale)."""
+    if not torch.isfinite(latent).all():
+        raise ValueError(
+            f"{node}: the sampled latent has NaN or infinite values, so there is no image to return. "
+            f"Lower the guidance (cfg) or load the model in full precision (fp32)."
+        )
 
 
 def model_levels(model_sampling) -> Callable[[float], tuple[float, float]]:
@@ -227,6 +238,7 @@ class LateRestore:
         with torch.no_grad():
             out = self._restore_final(guider, run, out, source_out)
         self._finish_report(run)
+        check_finite(out, self.node)
         return out
 
     def _restore_final(self, guider, run: _Run, out: torch.Tensor, source_out: torch.Tensor) -> torch.Tensor:
@@ -303,7 +315,7 @@ def _percent_window(start_percent, end_percent):
     return window
 
 
-class RestoreBackground(io.ComfyNode):
+class RestoreBackground(ValidatedNode):
     """Grounded late restore for any edit model, as a MODEL patch (like core's Differential Diffusion)."""
 
     NODE = "Restore Background (Model Patch)"

@@ -10,8 +10,9 @@ from ..grounding.clip_score import ClipLoadError, load_clip
 from ..grounding.gdino import GroundingDinoLoadError, load_grounding_dino
 from ..grounding.model_folders import CLIP_FILTER, GROUNDING_DINO, SAM
 from ..grounding.sam import SamLoadError, load_sam
-from .models import PRECISIONS, file_fingerprint, load_cached, model_files, resolve
+from .models import PRECISIONS, file_fingerprint, load_cached, missing_file_hint, model_files, resolve
 from .types import ClipModel, GroundingDinoModel, SamModel
+from .validation import ValidatedNode
 
 CATEGORY = "grounded-ip2p/loaders"
 PRECISION_TIP = (
@@ -34,7 +35,7 @@ def _load(node: str, kind: str, folder: str, name: str, precision: str, build, e
         raise ValueError(f"{node}: {e}") from None
 
 
-class GroundingDINOLoader(io.ComfyNode):
+class GroundingDINOLoader(ValidatedNode):
     NODE = "Load GroundingDINO"
 
     @classmethod
@@ -70,6 +71,10 @@ class GroundingDINOLoader(io.ComfyNode):
         return file_fingerprint(GROUNDING_DINO.folder, model_name), precision
 
     @classmethod
+    def explain(cls, name, value):
+        return missing_file_hint(GROUNDING_DINO, value) if name == GROUNDING_DINO.widget else None
+
+    @classmethod
     def execute(cls, model_name, precision) -> io.NodeOutput:
         def build(path, dtype):
             core = load_grounding_dino(path, dtype=dtype)
@@ -89,7 +94,7 @@ class GroundingDINOLoader(io.ComfyNode):
         )
 
 
-class SAMLoader(io.ComfyNode):
+class SAMLoader(ValidatedNode):
     NODE = "Load SAM"
 
     @classmethod
@@ -112,6 +117,10 @@ class SAMLoader(io.ComfyNode):
         return file_fingerprint(SAM.folder, model_name), precision
 
     @classmethod
+    def explain(cls, name, value):
+        return missing_file_hint(SAM, value) if name == SAM.widget else None
+
+    @classmethod
     def execute(cls, model_name, precision) -> io.NodeOutput:
         def build(path, dtype):
             core = load_sam(path).to(dtype)
@@ -120,7 +129,7 @@ class SAMLoader(io.ComfyNode):
         return io.NodeOutput(_load(cls.NODE, "SAM", SAM.folder, model_name, precision, build, SamLoadError))
 
 
-class ClipFilterLoader(io.ComfyNode):
+class ClipFilterLoader(ValidatedNode):
     NODE = "Load CLIP (filter)"
 
     @classmethod
@@ -146,6 +155,10 @@ class ClipFilterLoader(io.ComfyNode):
     @classmethod
     def fingerprint_inputs(cls, model_name, precision):
         return file_fingerprint(CLIP_FILTER.folder, model_name), precision
+
+    @classmethod
+    def explain(cls, name, value):
+        return missing_file_hint(CLIP_FILTER, value) if name == CLIP_FILTER.widget else None
 
     @classmethod
     def execute(cls, model_name, precision) -> io.NodeOutput:

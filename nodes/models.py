@@ -54,6 +54,15 @@ def model_files(folder: str) -> list[str]:
     )
 
 
+def missing_file_hint(loader, name: str) -> str:
+    """Where a model file that is not there belongs (the loader table's folder and contents)."""
+    where = ", ".join(folder_paths.get_folder_paths(loader.folder)) or f"models/{loader.folder}"
+    return (
+        f"model file {name!r} is not in {where}: put {FOLDERS[loader.folder]} there "
+        f"(`grounded-ip2p models` lists where to get it) and refresh the list (R)"
+    )
+
+
 def resolve(node: str, folder: str, name: str) -> str:
     """The full path of a model file, or an error that says where it belongs."""
     path = folder_paths.get_full_path(folder, name) if name else None

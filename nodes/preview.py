@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .images import rgb
 from .types import Boxes
+from .validation import ValidatedNode
 
 PALETTE = [(255, 64, 64), (64, 160, 255), (64, 220, 96), (255, 200, 40), (200, 90, 255), (40, 220, 220)]
 MASK_TINT = np.array([255, 40, 40], dtype=np.float32)
@@ -37,7 +38,7 @@ def draw(image: torch.Tensor, det, mask: torch.Tensor | None, opacity: float) ->
     return torch.from_numpy(np.asarray(canvas).astype(np.float32) / 255.0)
 
 
-class PreviewBoxes(io.ComfyNode):
+class PreviewBoxes(ValidatedNode):
     NODE = "PreviewBoxes"
 
     @classmethod

@@ -24,7 +24,8 @@ from comfy_extras.nodes_ip2p import InstructPixToPixConditioning
 
 from ..sampling import BACKGROUND_MODES, latent_mask, sd_timestep_sigma, timestep_window, window_bounds
 from .images import rgb
-from .late_restore import LateRestore
+from .late_restore import LateRestore, check_finite
+from .validation import ValidatedNode
 
 log = logging.getLogger("grounded-ip2p")
 NODE = "IP2PBlendedSampler"
@@ -143,12 +144,13 @@ def blended_sample(
         disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
         seed=seed,
     )
+    check_finite(samples, NODE)
     if restore is not None:
         info = restore.last_summary.removeprefix(f"{NODE}: ")
     return {"samples": samples.to(comfy.model_management.intermediate_device())}, info
 
 
-class IP2PBlendedSampler(io.ComfyNode):
+class IP2PBlendedSampler(ValidatedNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(

@@ -190,5 +190,5 @@ def test_local_run_errors_are_one_line_with_the_fix(comfyui, models_dir, tmp_pat
     assert res.returncode == 1 and res.stdout == ""
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
-    fix = {"missing model": "put the file in ComfyUI's models folder", "no GPU": "add --cpu"}[case]
+    fix = {"missing model": "`grounded-ip2p models` lists where to get it", "no GPU": "add --cpu"}[case]
     assert lines[0].startswith("grounded-ip2p run: ") and fix in lines[0]
