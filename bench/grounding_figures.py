@@ -17,14 +17,13 @@ Both thresholds are 0 so random weights still give boxes to select and segment.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from bench.memory import PeakRSS
-from tests.comfy_harness import ComfyHarness, comfy_path_or_none
+from tests.comfy_harness import bench_harness
 from tests.graphs import chain
 
 INSTRUCTIONS = [  # (instruction, mode)
@@ -74,10 +73,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="image side in pixels")
     parser.add_argument("--models", choices=["full", "tiny"], default="full")
     args = parser.parse_args()
-    path = comfy_path_or_none()
-    if path is None:
-        raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout")
-    comfy = ComfyHarness(path, Path(tempfile.mkdtemp()))
+    comfy = bench_harness("bench-")
     names = provide_models(comfy, args.models)
 
     import numpy as np

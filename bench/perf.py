@@ -50,7 +50,6 @@ import os
 import shlex
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -287,12 +286,9 @@ _COMFY = None
 def comfy_harness():
     global _COMFY
     if _COMFY is None:
-        from tests.comfy_harness import ComfyHarness, comfy_path_or_none
+        from tests.comfy_harness import bench_harness
 
-        path = comfy_path_or_none()
-        if path is None:
-            raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout")
-        comfy = ComfyHarness(path, Path(tempfile.mkdtemp(prefix="bench-perf-")))
+        comfy = bench_harness("bench-perf-")
         comfy.meter = NodeMeter(comfy)
         comfy.sampler_log = LogCatcher("grounded-ip2p")
         comfy.unet = UNetClock()

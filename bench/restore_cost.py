@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-from tests.comfy_harness import ComfyHarness, comfy_path_or_none
+from tests.comfy_harness import bench_harness
 from tests.restore_cases import RESTORE_NODE, CapturedReports, edit_mask, flux_edit_case, qwen_edit_case
 
 BUILDERS = {"qwen": qwen_edit_case, "flux": flux_edit_case}
@@ -122,10 +120,7 @@ def main() -> None:
     parser.add_argument("--background", choices=["noised", "inversion"], default="noised")
     parser.add_argument("--start-percent", type=float, default=0.7)
     args = parser.parse_args()
-    path = comfy_path_or_none()
-    if path is None:
-        raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout")
-    comfy = ComfyHarness(path, Path(tempfile.mkdtemp(prefix="bench-restore-cost-")))
+    comfy = bench_harness("bench-restore-cost-")
     print(
         f"Restore Background cost: {args.size}x{args.size} px, {args.steps} steps, {args.sampler}, "
         f"{args.background}, window {args.start_percent} -> 1.0, median of {args.repeats}, CPU ({torch.get_num_threads()} threads)"

@@ -18,13 +18,11 @@ The figures say the restore does what it promises; they say nothing about edit q
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 
 import torch
 
 from tests import checkpoints
-from tests.comfy_harness import ComfyHarness, comfy_path_or_none
+from tests.comfy_harness import bench_harness
 from tests.restore_cases import CapturedReports, background_figures, blended_run, edit_mask, source_latent
 
 FAMILIES = {
@@ -82,10 +80,7 @@ def main() -> None:
     parser.add_argument("--model", choices=["reduced", "full"], default="reduced")
     parser.add_argument("--samplers", nargs="*", help="default: all of ComfyUI's")
     args = parser.parse_args()
-    path = comfy_path_or_none()
-    if path is None:
-        raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout")
-    comfy = ComfyHarness(path, Path(tempfile.mkdtemp(prefix="bench-restore-")))
+    comfy = bench_harness("bench-restore-")
     ckpt = checkpoints.ip2p_checkpoint()
     comfy.add_models("checkpoints", ckpt.parent)
     import comfy.samplers as samplers

@@ -13,12 +13,10 @@ so the figures say the sampler does what it promises; they say nothing about edi
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 from tests import checkpoints
-from tests.comfy_harness import ComfyHarness, comfy_path_or_none
+from tests.comfy_harness import bench_harness
 from tests.graphs import blended, graph, latent_region_masks, native, relative_error, with_encoded_source
 
 SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m")
@@ -30,10 +28,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    path = comfy_path_or_none()
-    if path is None:
-        raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout")
-    comfy = ComfyHarness(path, Path(tempfile.mkdtemp()))
+    comfy = bench_harness("bench-")
     ckpt = checkpoints.ip2p_checkpoint()
     comfy.add_models("checkpoints", ckpt.parent)
 

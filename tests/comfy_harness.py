@@ -139,6 +139,16 @@ def comfy_path_or_none() -> Path | None:
     return Path(value).resolve() if value and comfy_session.is_comfyui(Path(value)) else None
 
 
+def bench_harness(prefix: str) -> ComfyHarness:
+    """ComfyUI in-process for a bench script, in a fresh temporary folder; exits saying why without one."""
+    import tempfile
+
+    path = comfy_path_or_none()
+    if path is None:
+        raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout")
+    return ComfyHarness(path, Path(tempfile.mkdtemp(prefix=prefix)))
+
+
 def sampler_and_scheduler_names() -> tuple[list[str], list[str]]:
     """ComfyUI's ``SAMPLER_NAMES`` and ``SCHEDULER_NAMES``, for parametrising tests at collection time.
 
