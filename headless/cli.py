@@ -124,8 +124,21 @@ def add_run_parser(commands) -> None:
 
 
 def _stdin_lines():
-    for line in sys.stdin:
-        yield line.rstrip("\r\n")
+    """One instruction per '\n'-terminated line of stdin, whatever else the line holds (a lone CR, a
+    Unicode line separator, bytes that are not UTF-8: replaced)."""
+    for raw in sys.stdin.buffer:
+        yield raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
+# JSON allows these raw in strings, but they end a line for many readers (str.splitlines, JavaScript).
+_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
+def _json_line(data: dict) -> str:
+    text = json.dumps(data, ensure_ascii=False)
+    for char, escaped in _LINE_BREAKS.items():
+        text = text.replace(char, escaped)
+    return text
 
 
 def _batches(lines, size: int):
@@ -159,10 +172,12 @@ def run_parse(args) -> int:
         return 2
     lines = args.text if args.text else _stdin_lines()
     out = sys.stdout
+    if hasattr(out, "reconfigure"):  # a terminal that cannot show a character gets its \u escape
+        out.reconfigure(errors="backslashreplace")
     for batch in _batches(lines, PARSE_BATCH if not args.text else len(args.text) or 1):
         for text, analysis in zip(batch, analyse_many(batch, nlp=nlp)):
             if args.json:
-                out.write(json.dumps(analysis.to_dict(), ensure_ascii=False) + "\n")
+                out.write(_json_line(analysis.to_dict()) + "\n")
             else:
                 out.write(_readable(text, analysis) + "\n")
         out.flush()

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 FIELDS = [
     "kind",
     "target",
@@ -63,3 +65,14 @@ def test_parse_readable():
     res = cli("parse", "make the second car from the left red")
     assert res.returncode == 0
     assert "ordinal: 2" in res.stdout and "simplified: make the car red" in res.stdout
+
+
+@pytest.mark.slow
+def test_ten_thousand_fuzzed_lines_get_one_json_answer_each():
+    from .instruction_fuzz import check, fuzz_lines, run
+
+    lines = fuzz_lines(10000, seed=1)
+    res, _ = run(lines)
+    answers = check(res, len(lines))
+    assert all(list(a) == FIELDS for a in answers)
+    assert answers[0]["kind"] == "global"  # the empty line
