@@ -235,3 +235,20 @@ def test_a_replaced_model_file_is_loaded_again(comfy, grounding_models):
     stat = path.stat()
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as a new download would
     assert loaded_model(comfy, "GroundedIP2P_SAMLoader", grounding_models["sam"]) is not first
+
+
+@pytest.mark.parametrize("background", ["noised", "inversion"])
+def test_the_same_prompt_twice_gives_the_same_bytes(comfy, ip2p_checkpoint, grounding_models, street, background):
+    """Deterministic on the CPU: the whole chain and the sampler, run again with ComfyUI's cache
+    emptied, give bit-identical masks and images."""
+    from grounded_ip2p.headless import comfy_session
+
+    prompt = edit(grounding_models, street, ip2p_checkpoint, background=background)
+    prompt["image"] = {"class_type": "VAEDecode", "inputs": {"samples": ["out", 0], "vae": ["ckpt", 2]}}
+    runs = []
+    for _ in range(2):
+        comfy.executor = comfy_session.prompt_executor(comfy.server)  # a fresh output cache: everything runs again
+        results = comfy.run(prompt, capture=("mask", "image"))
+        runs.append((comfy.output(results, "mask"), comfy.output(results, "image")))
+    (mask_a, image_a), (mask_b, image_b) = runs
+    assert torch.equal(mask_a, mask_b) and torch.equal(image_a, image_b)
