@@ -11,6 +11,7 @@ workflow) are one line each and a non-zero exit code.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -164,15 +165,38 @@ def _place_outputs(files: list[tuple[str, Path]], out: Path) -> list[Path]:
 
 
 def _save_as(source: Path, dest: Path) -> Path:
+    """Written whole or not at all: to a temporary name beside ``dest``, then renamed."""
     from PIL import Image
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.suffix.lower() == source.suffix.lower():
-        shutil.copyfile(source, dest)
-    else:
-        with Image.open(source) as im:
-            im.convert("RGB").save(dest)
+    part = dest.with_name(f".{dest.name}.part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.suffix.lower() == source.suffix.lower():
+            shutil.copyfile(source, part)
+        else:
+            with Image.open(source) as im:
+                im.convert("RGB").save(part, format=Image.registered_extensions().get(dest.suffix.lower(), "PNG"))
+        os.replace(part, dest)
+    except OSError as e:
+        raise RunError(f"cannot write {dest} ({e.strerror or e})") from None
+    finally:
+        part.unlink(missing_ok=True)
     return dest
+
+
+def check_output(path: str) -> Path:
+    """The output file's folder exists (or can be made) and takes files, before anything runs."""
+    out = Path(path)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise RunError(f"--out {path}: give a .png, .jpg or .webp file name")
+    probe = out.parent / f".grounded-ip2p-{uuid.uuid4().hex}.probe"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise RunError(f"cannot write to {out.parent} ({e.strerror or e})") from None
+    return out
 
 
 # ------------------------------------------------------------------------------------------
@@ -435,7 +459,7 @@ def run(args) -> int:
         wf_path = workflow_path(args.workflow)
         workflow = json.loads(wf_path.read_text())
         options = {k: getattr(args, k, None) for k in OVERRIDES}
-        out = Path(args.out)
+        out = check_output(args.out)
         if args.server:
             written = run_on_server(args.server, workflow, image, out, options, args.debug)
         else:

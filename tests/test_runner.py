@@ -192,3 +192,44 @@ def test_local_run_errors_are_one_line_with_the_fix(comfyui, models_dir, tmp_pat
     assert len(lines) == 1, res.stderr
     fix = {"missing model": "`grounded-ip2p models` lists where to get it", "no GPU": "add --cpu"}[case]
     assert lines[0].startswith("grounded-ip2p run: ") and fix in lines[0]
+
+
+def test_an_output_path_that_cannot_be_written_is_one_line_before_comfyui_starts(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    (tmp_path / "a_file").write_text("")
+    for out, words in ((tmp_path / "a_file" / "o.png", "cannot write to"), (tmp_path / "o.gif", "give a .png")):
+        res = run("--image", str(tmp_path / "in.png"), "--out", str(out), timeout=60)
+        assert res.returncode == 1 and res.stdout == ""
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], res.stderr
+
+
+def test_ctrl_c_mid_run_is_one_line_exit_130_and_leaves_nothing(comfyui, models_dir, tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    Image.new("RGB", (96, 64), (90, 140, 200)).save(tmp_path / "in.png")
+    out = tmp_path / "result" / "edit.png"
+    args = ["--image", str(tmp_path / "in.png"), "--out", str(out), "--comfyui", str(comfyui)]
+    args += ["--models-dir", str(models_dir), "--cpu", "--steps", "50"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grounded_ip2p.headless.cli", "run", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    me = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any("main.py" in " ".join(c.cmdline()) for c in me.children()):
+        time.sleep(0.2)
+    time.sleep(8)  # ComfyUI is up or starting, the run under way
+    children = me.children(recursive=True)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and stdout == ""
+    assert stderr.strip().splitlines() == ["grounded-ip2p run: interrupted"], stderr
+    gone, alive = psutil.wait_procs(children, timeout=20)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    assert not out.exists() and not list(tmp_path.rglob("*.part"))
