@@ -172,8 +172,10 @@ class SamModel(torch.nn.Module):
         self.variant = variant
         self.encoder_passes = 0
         # Boxes per decoder call: each box's mask is upsampled to full resolution in float before
-        # thresholding, so hundreds of boxes at once (a low box threshold) would need gigabytes.
+        # thresholding, so hundreds of boxes at once (a low box threshold) would need gigabytes;
+        # on a large photo fewer boxes go in each call (decoder_bytes of full-size masks at most).
         self.decoder_batch = 32
+        self.decoder_bytes = 1 << 30
         self._embedding: tuple | None = None  # (key, features, input_size, original_size)
 
     def forget_image(self) -> None:
@@ -193,15 +195,15 @@ class SamModel(torch.nn.Module):
         self.encoder_passes += 1
         self._embedding = (key, predictor.features, predictor.input_size, predictor.original_size)
 
-    def segment(self, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """One mask per box: (N, H, W) bool on the CPU.
+    def segment(self, image: torch.Tensor, boxes: torch.Tensor, union: bool = False, interrupt=None) -> torch.Tensor:
+        """One mask per box: (N, H, W) bool on the CPU; with ``union``, their union: (1, H, W).
 
         image: (H, W, 3) float in [0, 1] (one image of a ComfyUI IMAGE batch); boxes: (N, 4) pixel
         xyxy in that image's coordinates. The image is quantised to uint8 and resized by SAM's
         own ResizeLongestSide (PIL), as the reference's `set_image` does. With reduced-precision
         weights the model runs under autocast, because segment_anything builds some inputs in
         float32 (its positional-encoding grid, the empty sparse prompt) that would otherwise meet
-        half-precision weights.
+        half-precision weights. ``interrupt`` is called between decoder calls (it raises to stop).
         """
         from segment_anything import SamPredictor
 
@@ -212,21 +214,27 @@ class SamModel(torch.nn.Module):
             raise ValueError(f"SAM boxes must be (N, 4) pixel xyxy, got shape {tuple(boxes.shape)}")
         height, width = int(image.shape[0]), int(image.shape[1])
         if len(boxes) == 0:
-            return torch.zeros(0, height, width, dtype=torch.bool)
+            return torch.zeros(0 if not union else 1, height, width, dtype=torch.bool)
 
         weight = next(self.sam.parameters())
         device, dtype = weight.device, weight.dtype
         predictor = SamPredictor(self.sam)
         pixels = (image.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
         autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+        per_call = max(1, min(self.decoder_batch, self.decoder_bytes // (4 * height * width)))
+        masks, merged = [], torch.zeros(1, height, width, dtype=torch.bool) if union else None
         with torch.inference_mode(), autocast:
             self._set_image(predictor, pixels, device, dtype)
             prompt = predictor.transform.apply_boxes_torch(boxes, (height, width)).to(device)
-            masks = [
-                predictor.predict_torch(None, None, boxes=chunk, multimask_output=False)[0][:, 0].cpu()
-                for chunk in prompt.split(self.decoder_batch)
-            ]
-        return torch.cat(masks)
+            for chunk in prompt.split(per_call):
+                if interrupt is not None:
+                    interrupt()
+                found = predictor.predict_torch(None, None, boxes=chunk, multimask_output=False)[0][:, 0].cpu()
+                if union:
+                    merged |= found.any(0, keepdim=True)
+                else:
+                    masks.append(found)
+        return merged if union else torch.cat(masks)
 
 
 __all__ = ["SamArchitecture", "SamLoadError", "SamModel", "load_sam", "sam_architecture"]

@@ -358,7 +358,9 @@ class SAMMask(ValidatedNode):
                 infos.append(f"{det.note or 'rectangle'}: {len(det)} rectangle(s)")
             else:
                 segmenter = segmenter or sam.ready()
-                instances = segmenter.segment(image[i], det.boxes)
+                instances = segmenter.segment(
+                    image[i], det.boxes, union=output == "union", interrupt=mm.throw_exception_if_processing_interrupted
+                )
                 infos.append(f"{len(det)} object(s) segmented: {', '.join(dict.fromkeys(det.labels))}")
             if output == "union":  # dilation commutes with the union: grow one mask, not N
                 instances = instances.amax(0, keepdim=True)

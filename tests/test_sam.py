@@ -198,6 +198,29 @@ def test_the_same_photo_is_embedded_once_across_calls(tiny, image):
     assert tiny.encoder_passes == before + 3
 
 
+def test_union_and_small_decoder_calls_give_the_same_masks(tiny, image):
+    """A large photo gets fewer boxes per decoder call and, for a union, one running mask: the
+    result is the same, and the interrupt check runs before every call (it stops the loop)."""
+    every = tiny.segment(image, BOXES)
+    calls = []
+    saved = tiny.decoder_bytes
+    try:
+        tiny.decoder_bytes = 4 * 48 * 80  # one full-size float mask: one box per call
+        assert torch.equal(tiny.segment(image, BOXES, interrupt=lambda: calls.append(1)), every)
+        assert len(calls) == len(BOXES)
+        union = tiny.segment(image, BOXES, union=True)
+        assert union.shape == (1, 48, 80) and torch.equal(union[0], every.any(0))
+
+        def cancelled():
+            raise InterruptedError
+
+        with pytest.raises(InterruptedError):
+            tiny.segment(image, BOXES, interrupt=cancelled)
+    finally:
+        tiny.decoder_bytes = saved
+    assert tiny.segment(image, torch.zeros(0, 4), union=True).shape == (1, 48, 80)
+
+
 def test_no_boxes_skips_the_encoder(tiny, image):
     before = tiny.encoder_passes
     masks = tiny.segment(image, torch.zeros(0, 4))
