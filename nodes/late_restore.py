@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable
 
+import comfy.model_management
 import comfy.patcher_extension
 import comfy.samplers
 import torch
@@ -272,6 +273,7 @@ class LateRestore:
         run: _Run | None = getattr(executor.class_obj, _RUN, None)
         if run is None:
             return executor(x, timestep, model_options, seed)
+        comfy.model_management.throw_exception_if_processing_interrupted()  # a cancel between model calls
         run.report.calls_total += 1
         sigma = float(timestep.max())
         blender = run.blender

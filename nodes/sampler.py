@@ -134,6 +134,7 @@ def blended_sample(
         model_options=model.model_options,
     )
     sigmas = ksampler.sigmas
+    comfy.model_management.throw_exception_if_processing_interrupted()  # cancelled while encoding the source
     callback = latent_preview.prepare_callback(model, sigmas.shape[-1] - 1)
     samples = guider.sample(
         noise,
