@@ -1,0 +1,161 @@
+"""A ComfyUI server's side of the reliability suite and the load bench: its photos and hostile model
+files, the prompts, and how a queued prompt ended (tests/test_server_reliability.py, bench/server_load.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from grounded_ip2p.headless.comfy_session import ServerError
+
+from .graphs import chain
+
+MODELS = {"gdino": "groundingdino_swint_ogc.pth", "sam": "sam_vit_h_4b8939.pth", "clip": "ViT-L-14.pt"}
+CKPT = "instruct-pix2pix-00-22000.safetensors"
+PHOTO = "street.png"
+PWNED = "grounded_ip2p_pickle_ran"  # a file the malicious pickles would create
+
+
+class Pwned:
+    """Unpickling this would create PWNED in the current folder: a loader must never unpickle it."""
+
+    def __reduce__(self):
+        return (open, (PWNED, "w"))
+
+
+# --- the server's files ------------------------------------------------------------------------
+
+
+def write_photos(input_dir: Path) -> None:
+    from PIL import Image
+
+    street = Image.new("RGB", (96, 64), (90, 140, 200))
+    for x0, colour in ((6, (200, 30, 30)), (38, (30, 160, 40)), (70, (220, 200, 40))):
+        street.paste(colour, (x0, 30, x0 + 20, 50))
+    street.save(input_dir / PHOTO)
+    Image.new("RGB", (1, 1), (10, 20, 30)).save(input_dir / "one_pixel.png")
+    Image.new("RGB", (7, 9), (10, 20, 30)).save(input_dir / "seven_by_nine.png")
+    Image.new("I;16", (64, 48), 30000).save(input_dir / "sixteen_bit.png")
+    Image.new("CMYK", (64, 48), (10, 200, 30, 0)).save(input_dir / "cmyk.jpg")
+    Image.new("P", (64, 48), 3).save(input_dir / "palette.png")
+    Image.new("LA", (64, 48), (128, 100)).save(input_dir / "gray_alpha.png")
+    buffer = io.BytesIO()
+    street.save(buffer, "PNG")
+    (input_dir / "truncated.png").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    (input_dir / "not_an_image.png").write_bytes(b"this is text, not a PNG\n" * 10)
+    # a decompression bomb: a tiny file that claims 40000 x 40000 pixels
+    Image.new("1", (40000, 40000)).save(input_dir / "bomb.png", optimize=True)
+
+
+def write_hostile_models(models: Path) -> None:
+    sams, gdino, clip = models / "sams", models / "grounding-dino", models / "clip_filter"
+    (sams / "text_file.pth").write_text("not a model\n")
+    real = (sams / MODELS["sam"]).read_bytes()
+    (sams / "truncated.pth").write_bytes(real[: len(real) // 3])
+    with open(sams / "pickle_raw.pth", "wb") as f:
+        pickle.dump({"model": Pwned()}, f)
+    with zipfile.ZipFile(sams / "pickle_zip.pth", "w") as z:  # torch.save's zip layout, a bad pickle in it
+        z.writestr("archive/data.pkl", pickle.dumps({"model": Pwned()}))
+        z.writestr("archive/version", "3\n")
+    (gdino / "sam_in_gdino.pth").write_bytes(real)  # the wrong kind for the loader
+    (clip / "sam_in_clip.pth").write_bytes(real)
+
+
+# --- prompts ---------------------------------------------------------------------------------------
+
+
+def mask_prompt(image=PHOTO, instruction="make the left car purple", run: int = 0, **options) -> dict:
+    """The chain to a saved mask. ``run`` changes the instruction's trailing blanks, which the
+    analysis ignores, so that ComfyUI runs it again instead of answering from its cache."""
+    prompt = chain(MODELS, image, instruction + " " * run, box_threshold=0.0, **options)
+    prompt["as_image"] = {"class_type": "MaskToImage", "inputs": {"mask": ["mask", 0]}}
+    prompt["save"] = {"class_type": "SaveImage", "inputs": {"images": ["as_image", 0], "filename_prefix": "mask"}}
+    return prompt
+
+
+def edit_prompt(run: int = 0, steps: int = 2, **sampler) -> dict:
+    prompt = mask_prompt(run=run)
+    prompt.update(
+        {
+            "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
+            "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ["np", 2]}},
+            "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
+            "out": {
+                "class_type": "GroundedIP2P_BlendedSampler",
+                "inputs": {
+                    "model": ["ckpt", 0],
+                    "positive": ["pos", 0],
+                    "negative": ["neg", 0],
+                    "vae": ["ckpt", 2],
+                    "image": ["img", 0],
+                    "mask": ["mask", 0],
+                    "seed": 1,
+                    "steps": steps,
+                    "text_cfg": 7.5,
+                    "image_cfg": 1.5,
+                    "sampler_name": "euler",
+                    "scheduler": "normal",
+                    "start_t": 100,
+                    "end_t": 1,
+                    "background": "noised",
+                    **sampler,
+                },
+            },
+            "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["out", 0], "vae": ["ckpt", 2]}},
+            "save_edit": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "edit"}},
+        }
+    )
+    return prompt
+
+
+@dataclass
+class Outcome:
+    kind: str  # refused | failed | interrupted | ok
+    text: str = ""
+    images: list[bytes] = field(default_factory=list)  # pixel bytes of each saved image
+    seconds: float = 0.0
+
+
+def submit(server, prompt: dict, timeout: float = 300) -> Outcome:
+    started = time.monotonic()
+    try:
+        answer = server.client.queue(prompt, "reliability")
+    except ServerError as e:
+        if e.status != 400:
+            raise
+        return Outcome("refused", e.body, seconds=time.monotonic() - started)
+    if answer.get("node_errors"):  # queued for the outputs that validated only: still a refusal
+        server.client.wait(answer["prompt_id"], timeout)
+        return Outcome("refused", json.dumps(answer["node_errors"]), seconds=time.monotonic() - started)
+    entry = server.client.wait(answer["prompt_id"], timeout)
+    return outcome_of(server, entry, started)
+
+
+def pixels(png: bytes) -> bytes:
+    """An output image's pixel bytes (the file also holds the prompt, which differs run to run)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        return im.mode.encode() + repr(im.size).encode() + im.tobytes()
+
+
+def outcome_of(server, entry: dict, started: float) -> Outcome:
+    status = entry["status"]
+    seconds = time.monotonic() - started
+    messages = dict((kind, data) for kind, data in status.get("messages", []))
+    if "execution_interrupted" in messages:
+        return Outcome("interrupted", json.dumps(messages["execution_interrupted"]), seconds=seconds)
+    if status.get("status_str") != "success":
+        return Outcome("failed", json.dumps(messages.get("execution_error", messages)), seconds=seconds)
+    images = [
+        pixels(server.client.view(item))
+        for node in entry.get("outputs", {}).values()
+        for item in node.get("images", [])
+        if item.get("type") == "output"
+    ]
+    return Outcome("ok", images=images, seconds=seconds)
