@@ -71,7 +71,10 @@ def still_good(server, reference: list[bytes]) -> None:
 
 
 def sampler_prompt(**values):
-    return edit_prompt(**values)
+    """The edit with only the sampler's output: a refused sampler leaves nothing else to run."""
+    prompt = edit_prompt(**values)
+    del prompt["save"], prompt["as_image"]
+    return prompt
 
 
 def instruction(text):
