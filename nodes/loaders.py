@@ -35,7 +35,23 @@ def _load(node: str, kind: str, folder: str, name: str, precision: str, build, e
         raise ValueError(f"{node}: {e}") from None
 
 
-class GroundingDINOLoader(ValidatedNode):
+class ModelFileLoader(ValidatedNode):
+    """A loader of one model file from its folder (``LOADER``, an entry of the loader table):
+    ComfyUI's cache knows the file by what it resolves to, and a missing file says where it goes."""
+
+    LOADER = None
+
+    @classmethod
+    def fingerprint_inputs(cls, model_name, precision):
+        return file_fingerprint(cls.LOADER.folder, model_name), precision
+
+    @classmethod
+    def explain(cls, name, value):
+        return missing_file_hint(cls.LOADER, value) if name == cls.LOADER.widget else None
+
+
+class GroundingDINOLoader(ModelFileLoader):
+    LOADER = GROUNDING_DINO
     NODE = "Load GroundingDINO"
 
     @classmethod
@@ -67,14 +83,6 @@ class GroundingDINOLoader(ValidatedNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, model_name, precision):
-        return file_fingerprint(GROUNDING_DINO.folder, model_name), precision
-
-    @classmethod
-    def explain(cls, name, value):
-        return missing_file_hint(GROUNDING_DINO, value) if name == GROUNDING_DINO.widget else None
-
-    @classmethod
     def execute(cls, model_name, precision) -> io.NodeOutput:
         def build(path, dtype):
             core = load_grounding_dino(path, dtype=dtype)
@@ -94,7 +102,8 @@ class GroundingDINOLoader(ValidatedNode):
         )
 
 
-class SAMLoader(ValidatedNode):
+class SAMLoader(ModelFileLoader):
+    LOADER = SAM
     NODE = "Load SAM"
 
     @classmethod
@@ -113,14 +122,6 @@ class SAMLoader(ValidatedNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, model_name, precision):
-        return file_fingerprint(SAM.folder, model_name), precision
-
-    @classmethod
-    def explain(cls, name, value):
-        return missing_file_hint(SAM, value) if name == SAM.widget else None
-
-    @classmethod
     def execute(cls, model_name, precision) -> io.NodeOutput:
         def build(path, dtype):
             core = load_sam(path).to(dtype)
@@ -129,7 +130,8 @@ class SAMLoader(ValidatedNode):
         return io.NodeOutput(_load(cls.NODE, "SAM", SAM.folder, model_name, precision, build, SamLoadError))
 
 
-class ClipFilterLoader(ValidatedNode):
+class ClipFilterLoader(ModelFileLoader):
+    LOADER = CLIP_FILTER
     NODE = "Load CLIP (filter)"
 
     @classmethod
@@ -151,14 +153,6 @@ class ClipFilterLoader(ValidatedNode):
             ],
             outputs=[ClipModel.Output(display_name="clip")],
         )
-
-    @classmethod
-    def fingerprint_inputs(cls, model_name, precision):
-        return file_fingerprint(CLIP_FILTER.folder, model_name), precision
-
-    @classmethod
-    def explain(cls, name, value):
-        return missing_file_hint(CLIP_FILTER, value) if name == CLIP_FILTER.widget else None
 
     @classmethod
     def execute(cls, model_name, precision) -> io.NodeOutput:
