@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from .grounding import CATEGORY, ClipFilter, GroundingDINODetect, NounPhraseExtract, SAMMask, SelectBoxes
+from .grounding import (
+    CATEGORY,
+    ClipFilter,
+    GroundingDINODetect,
+    NounPhraseExtract,
+    SAMMask,
+    SelectBoxes,
+    box_threshold_input,
+    dilation_input,
+    no_detection_input,
+)
 from .preview import PreviewBoxes
 from .types import Boxes, ClipModel, GroundingDinoModel, SamModel
 from .validation import ValidatedNode
@@ -45,29 +55,9 @@ class GroundedMask(ValidatedNode):
                     default="make the left car purple",
                     tooltip="The edit instruction, e.g. 'make the left car purple'.",
                 ),
-                io.Float.Input(
-                    "box_threshold",
-                    default=0.3,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    tooltip="GroundingDINO keeps boxes scoring above this (reference 0.3). Lower finds more, "
-                    "including wrong objects.",
-                ),
-                io.Int.Input(
-                    "dilation",
-                    default=11,
-                    min=0,
-                    max=255,
-                    tooltip="Grow the mask by this many pixels so the edit covers the object's rim (reference 11).",
-                ),
-                io.Combo.Input(
-                    "no_detection",
-                    options=["edit whole image", "keep image"],
-                    default="edit whole image",
-                    tooltip="When nothing was found: edit the whole image (plain InstructPix2Pix), or leave the "
-                    "image unchanged (an all-zero mask). The info output says when it happened.",
-                ),
+                box_threshold_input(),
+                dilation_input(),
+                no_detection_input(),
                 ClipModel.Input(
                     "clip",
                     optional=True,

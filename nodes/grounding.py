@@ -49,6 +49,40 @@ def _check_batch(node: str, image: torch.Tensor, boxes: list[Detections]) -> Non
             )
 
 
+# Inputs that Grounded Mask shares with the nodes it runs.
+def box_threshold_input():
+    return io.Float.Input(
+        "box_threshold",
+        default=0.3,
+        min=0.0,
+        max=1.0,
+        step=0.01,
+        tooltip="Keep boxes whose best phrase-token score is above this (reference 0.3). "
+        "Lower finds more, including wrong objects.",
+    )
+
+
+def dilation_input():
+    return io.Int.Input(
+        "dilation",
+        default=11,
+        min=0,
+        max=255,
+        tooltip="Grow the mask by a square of this many pixels (reference: 11) so the edit "
+        "covers the object's rim. 0 = off.",
+    )
+
+
+def no_detection_input():
+    return io.Combo.Input(
+        "no_detection",
+        options=["edit whole image", "keep image"],
+        default="edit whole image",
+        tooltip="When nothing was detected: edit the whole image (plain InstructPix2Pix), "
+        "or return the image unchanged (an all-zero mask). The info output says when it happened.",
+    )
+
+
 class NounPhraseExtract(ValidatedNode):
     NODE = "NounPhraseExtract"
 
@@ -116,15 +150,7 @@ class GroundingDINODetect(ValidatedNode):
             inputs=[
                 GroundingDinoModel.Input("grounding_dino", tooltip="From Load GroundingDINO."),
                 io.Image.Input("image", tooltip="The image(s) to search; each image of a batch gets its own boxes."),
-                io.Float.Input(
-                    "box_threshold",
-                    default=0.3,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    tooltip="Keep boxes whose best phrase-token score is above this (reference 0.3). "
-                    "Lower finds more, including wrong objects.",
-                ),
+                box_threshold_input(),
                 io.Float.Input(
                     "text_threshold",
                     default=0.25,
@@ -309,14 +335,7 @@ class SAMMask(ValidatedNode):
                     tooltip="union: one mask per image with every box's segment (the reference). "
                     "per instance: one mask per box, all images' boxes in one batch.",
                 ),
-                io.Int.Input(
-                    "dilation",
-                    default=11,
-                    min=0,
-                    max=255,
-                    tooltip="Grow the mask by a square of this many pixels (reference: 11) so the edit "
-                    "covers the object's rim. 0 = off.",
-                ),
+                dilation_input(),
                 io.Float.Input(
                     "feather",
                     default=0.0,
@@ -325,13 +344,7 @@ class SAMMask(ValidatedNode):
                     step=0.5,
                     tooltip="Soften the mask edge by this many pixels (Gaussian). 0 = hard edge.",
                 ),
-                io.Combo.Input(
-                    "no_detection",
-                    options=["edit whole image", "keep image"],
-                    default="edit whole image",
-                    tooltip="When nothing was detected: edit the whole image (plain InstructPix2Pix), "
-                    "or return the image unchanged (an all-zero mask).",
-                ),
+                no_detection_input(),
             ],
             outputs=[io.Mask.Output(display_name="mask"), io.String.Output(display_name="info")],
         )
