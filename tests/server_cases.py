@@ -13,11 +13,12 @@ from pathlib import Path
 
 from grounded_ip2p.headless.comfy_session import ServerError
 
-from .graphs import chain
+from .graphs import chain, edit
 
 MODELS = {"gdino": "groundingdino_swint_ogc.pth", "sam": "sam_vit_h_4b8939.pth", "clip": "ViT-L-14.pt"}
 CKPT = "instruct-pix2pix-00-22000.safetensors"
 PHOTO = "street.png"
+INSTRUCTION = "make the left car purple"
 PWNED = "grounded_ip2p_pickle_ran"  # a file the malicious pickles would create
 
 
@@ -69,47 +70,26 @@ def write_hostile_models(models: Path) -> None:
 # --- prompts ---------------------------------------------------------------------------------------
 
 
-def mask_prompt(image=PHOTO, instruction="make the left car purple", run: int = 0, **options) -> dict:
+def mask_prompt(image=PHOTO, instruction=None, run: int = 0, **options) -> dict:
     """The chain to a saved mask. ``run`` changes the instruction's trailing blanks, which the
     analysis ignores, so that ComfyUI runs it again instead of answering from its cache."""
-    prompt = chain(MODELS, image, instruction + " " * run, box_threshold=0.0, **options)
+    prompt = chain(
+        MODELS, image, (INSTRUCTION if instruction is None else instruction) + " " * run, box_threshold=0.0, **options
+    )
     prompt["as_image"] = {"class_type": "MaskToImage", "inputs": {"mask": ["mask", 0]}}
     prompt["save"] = {"class_type": "SaveImage", "inputs": {"images": ["as_image", 0], "filename_prefix": "mask"}}
     return prompt
 
 
 def edit_prompt(run: int = 0, steps: int = 2, **sampler) -> dict:
-    prompt = mask_prompt(run=run)
-    prompt.update(
-        {
-            "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
-            "pos": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ["np", 2]}},
-            "neg": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["ckpt", 1], "text": ""}},
-            "out": {
-                "class_type": "GroundedIP2P_BlendedSampler",
-                "inputs": {
-                    "model": ["ckpt", 0],
-                    "positive": ["pos", 0],
-                    "negative": ["neg", 0],
-                    "vae": ["ckpt", 2],
-                    "image": ["img", 0],
-                    "mask": ["mask", 0],
-                    "seed": 1,
-                    "steps": steps,
-                    "text_cfg": 7.5,
-                    "image_cfg": 1.5,
-                    "sampler_name": "euler",
-                    "scheduler": "normal",
-                    "start_t": 100,
-                    "end_t": 1,
-                    "background": "noised",
-                    **sampler,
-                },
-            },
-            "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["out", 0], "vae": ["ckpt", 2]}},
-            "save_edit": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "edit"}},
-        }
-    )
+    """The chain into IP2P Blended Sampler (graphs.edit), saving the mask and the decoded edit;
+    ``sampler``: IP2P Blended Sampler inputs to change."""
+    prompt = edit(MODELS, PHOTO, CKPT, steps=steps, instruction=INSTRUCTION + " " * run, box_threshold=0.0)
+    prompt["out"]["inputs"].update(sampler)
+    prompt["as_image"] = {"class_type": "MaskToImage", "inputs": {"mask": ["mask", 0]}}
+    prompt["save"] = {"class_type": "SaveImage", "inputs": {"images": ["as_image", 0], "filename_prefix": "mask"}}
+    prompt["decode"] = {"class_type": "VAEDecode", "inputs": {"samples": ["out", 0], "vae": ["ckpt", 2]}}
+    prompt["save_edit"] = {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "edit"}}
     return prompt
 
 
