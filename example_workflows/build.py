@@ -188,12 +188,8 @@ def editor(
     show_text(wf, 26, (x + 380, 450), (23, 1), "Sampler info (what was restored)", size=(340, 140))
 
 
-def grounding_chain(wf: Workflow, instruction: str, preview: bool = True, image: tuple[int, int] = (1, 0)) -> None:
-    """LoadImage (1), the loaders (2-4), Noun Phrase Extract (5), Detect (6), CLIP Filter (7),
-    Select Boxes (8), SAM Mask (9), and optionally Preview Boxes (10) and the scores (11).
-
-    ``image``: the output the detector, the filter, SAM and the preview look at (default the
-    photo itself; a scaled copy of it when the edit model works on a scaled image)."""
+def photo_and_grounding_loaders(wf: Workflow) -> None:
+    """LoadImage (1) and the three grounding loaders (2-4), down the left edge."""
     wf.node(
         1,
         "LoadImage",
@@ -214,6 +210,15 @@ def grounding_chain(wf: Workflow, instruction: str, preview: bool = True, image:
         3, "GroundedIP2P_ClipFilterLoader", (40, 160), [CLIP, "auto"], outputs=[("clip", "GIP2P_CLIP")], size=(320, 90)
     )
     wf.node(4, "GroundedIP2P_SAMLoader", (40, 280), [SAM, "auto"], outputs=[("sam", "GIP2P_SAM")], size=(320, 90))
+
+
+def grounding_chain(wf: Workflow, instruction: str, preview: bool = True, image: tuple[int, int] = (1, 0)) -> None:
+    """LoadImage and the loaders (1-4), Noun Phrase Extract (5), Detect (6), CLIP Filter (7),
+    Select Boxes (8), SAM Mask (9), and optionally Preview Boxes (10) and the scores (11).
+
+    ``image``: the output the detector, the filter, SAM and the preview look at (default the
+    photo itself; a scaled copy of it when the edit model works on a scaled image)."""
+    photo_and_grounding_loaders(wf)
     wf.node(
         5,
         "GroundedIP2P_NounPhraseExtract",
@@ -316,26 +321,7 @@ def grounded_edit() -> Path:
 def quick_grounded_edit() -> Path:
     """The common case in six nodes: Grounded Mask instead of the five grounding nodes."""
     wf = Workflow("Quick grounded edit: Grounded Mask (one node) -> IP2P Blended Sampler")
-    wf.node(
-        1,
-        "LoadImage",
-        (40, 420),
-        ["example.png", "image"],
-        outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")],
-        size=(320, 360),
-    )
-    wf.node(
-        2,
-        "GroundedIP2P_GroundingDINOLoader",
-        (40, 40),
-        [GDINO, "auto"],
-        outputs=[("grounding_dino", "GIP2P_GROUNDING_DINO")],
-        size=(320, 90),
-    )
-    wf.node(
-        3, "GroundedIP2P_ClipFilterLoader", (40, 160), [CLIP, "auto"], outputs=[("clip", "GIP2P_CLIP")], size=(320, 90)
-    )
-    wf.node(4, "GroundedIP2P_SAMLoader", (40, 280), [SAM, "auto"], outputs=[("sam", "GIP2P_SAM")], size=(320, 90))
+    photo_and_grounding_loaders(wf)
     wf.node(
         5,
         "GroundedIP2P_GroundedMask",
