@@ -59,6 +59,17 @@ def row_correct(gold: str, pred) -> bool:
     return gold in heads
 
 
+def pronoun_resolved(text: str, pred) -> bool:
+    """Whether the person a pronoun names reaches the detector as a noun: the target ("make him
+    smile" -> man) or the owner of the target ("make his hat snowy" -> hat, owned by a man)."""
+    from grounded_ip2p.grounding.phrases import phrase_set_of
+
+    if pred.target_head in PRONOUNS:
+        return bool(pred.grounding_phrase) and pred.grounding_phrase not in PRONOUNS
+    anchor = phrase_set_of(text, pred).anchor
+    return pred.anchor_head in PRONOUNS and bool(anchor) and anchor not in PRONOUNS
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -119,10 +130,7 @@ def main(argv=None) -> int:
                 hits = [p.relation == "relative" for _, p in items]
                 what = "relation == relative"
             elif typ == "Pronoun":
-                hits = [
-                    bool(p.target_head in PRONOUNS and p.grounding_phrase and p.grounding_phrase not in PRONOUNS)
-                    for _, p in items
-                ]
+                hits = [pronoun_resolved(row["instruct"], p) for row, p in items]
                 what = "pronoun resolved"
             else:
                 kinds = {}

@@ -17,18 +17,28 @@ from .imperative import find_verb, kind_for
 from .lexicon import (
     ATTRIBUTE_NOUNS,
     COLOR_WORDS,
+    COMPARATIVES,
+    CONTAINER_NOUNS,
+    DEPTH_WORDS,
     DIRECTION_WORDS,
     ENGLISH_CUES,
     GLOBAL_WORDS,
     LOC_PREPS,
     LOCATIVE_TO_VERBS,
+    MATERIAL_WORDS,
     NEAR_TO,
     ORDINALS,
     PERSON_PRONOUNS,
+    PICTURE_OBJECT_MODIFIERS,
+    PICTURE_OBJECT_VERBS,
+    PICTURE_WORDS,
+    PORTION_NOUNS,
     PREFIX_SKIP,
     PREP_DIRECTION,
     QUANTITY_NOUNS,
     RESULT_PREPS,
+    SCENE_REGIONS,
+    STYLE_WORDS,
     TRANSFORM_VERBS,
     is_noun,
     low,
@@ -43,6 +53,8 @@ from .mentions import (
     is_indefinite,
     is_plural,
     object_phrases,
+    object_word,
+    owned_by_pronoun,
     span_text,
 )
 
@@ -117,6 +129,8 @@ class _Reading:
     drop: set[int] = field(default_factory=set)  # token indices removed in ``simplified``
     global_region: bool = False  # a scene-level edit restricted to a region ("the left side")
     not_antecedent: set[int] = field(default_factory=set)  # mentions a plural pronoun must not stand for
+    contents: set[int] = field(default_factory=set)  # mentions that say what a container holds
+    one_stands_for: int | None = None  # the token "the one" refers to
 
     def gap(self, idx: int):
         """The tokens between mention idx and the one before it (or the verb's objects' start)."""
@@ -152,6 +166,7 @@ class _Reading:
 
 
 Phase = Callable[[_Reading], InstructionAnalysis | None]
+SCENE_PREPS = ("in", "on", "at", "into", "across", "up", "toward", "towards")
 
 
 def analyse_doc(doc, text: str) -> InstructionAnalysis:
@@ -304,12 +319,19 @@ def _settle_target(r: _Reading) -> InstructionAnalysis | None:
     """From the object as named to the object edited, and whether it is added or edited."""
     if r.target is None:
         return None
+    if r.lemma == "apply" and not _applied_to(r):
+        return as_global(r.res)  # "apply a film noir look"
     named = r.target
     _follow_of_nouns(r)
     hw = head_word(r.doc, r.target)
     if r.target.kind == "pron" and hw not in PERSON_PRONOUNS:
         return as_global(r.res)  # "make it night", "put it in a lake"
-    if hw in GLOBAL_WORDS and not (r.kind == "add" and is_indefinite(r.doc, r.target)):
+    if hw == "one" and r.target.kind == "np":
+        r.one_stands_for = _antecedent_of_one(r)  # "the one in the middle"
+    elif hw in PICTURE_WORDS and not (r.kind == "add" and is_indefinite(r.doc, r.target)):
+        if not _picture_as_object(r):
+            return as_global(r.res)  # "make the photo black and white"
+    elif hw in GLOBAL_WORDS and not (r.kind == "add" and is_indefinite(r.doc, r.target)):
         return as_global(r.res)
     if low(r.doc[r.target.head]) in ATTRIBUTE_NOUNS and r.target is named:
         if not _attribute_owner(r):
@@ -325,9 +347,69 @@ def _settle_target(r: _Reading) -> InstructionAnalysis | None:
     return None
 
 
+def _applied_to(r: _Reading) -> bool:
+    """ "apply a vintage filter to the sky": the sky is the object; False when nothing is named."""
+    for idx in range(r.tidx + 1, len(r.mentions)):
+        m = r.mentions[idx]
+        if (
+            r.intro(idx)[-1:] in (["to"], ["on"], ["onto"])
+            and m.kind == "np"
+            and head_word(r.doc, m) not in GLOBAL_WORDS
+        ):
+            r.tidx, r.target, r.loc_from, r.kind = idx, m, idx + 1, "edit"
+            return True
+    return False
+
+
+def _antecedent_of_one(r: _Reading) -> int | None:
+    """The noun "one" stands for: the last noun before it ("of the three cups, paint the one in the
+    middle red" -> cups), or None when the instruction names none."""
+    for k in range(r.target.start - 1, -1, -1):
+        tok = r.doc[k]
+        if is_noun(tok) and low(tok) not in GLOBAL_WORDS and k != r.verb and low(tok) not in DIRECTION_WORDS:
+            return k
+    return None
+
+
+def _picture_as_object(r: _Reading) -> bool:
+    """Whether a picture word names a thing in the picture: the verb can only mean one ("remove
+    the painting", "hang the photo"), a modifier says so ("the framed photo", "the left painting"),
+    or a place follows ("the picture above the sofa", "the photo on the left")."""
+    if r.lemma in PICTURE_OBJECT_VERBS:
+        return True
+    t = r.target
+    for tok in r.doc[t.start : t.head]:
+        word = low(tok)
+        if word in PICTURE_OBJECT_MODIFIERS or word in DIRECTION_WORDS or word in ORDINALS or word in DEPTH_WORDS:
+            return True
+    nxt = r.tidx + 1
+    if nxt >= len(r.mentions):
+        return False
+    words, m = r.intro(nxt), r.mentions[nxt]
+    named_thing = m.kind == "np" and not _scene_or_style(r.doc, m)
+    if r.is_result(words):
+        return named_thing  # "change the painting into a sculpture", not "... into a watercolor"
+    if not r.is_loc(words) or words[-1] in ("of", "from"):
+        return False  # "the picture of a dog", "the image from a movie"
+    return m.kind == "region" or named_thing
+
+
+def _scene_or_style(doc, m: Mention) -> bool:
+    """Whether a phrase names a look rather than a thing: "a watercolor", "the night", "red"."""
+    word = low(doc[m.head])
+    return (
+        head_word(doc, m) in GLOBAL_WORDS
+        or word in PICTURE_WORDS
+        or word in STYLE_WORDS
+        or word in COLOR_WORDS
+        or word in MATERIAL_WORDS
+    )
+
+
 def _follow_of_nouns(r: _Reading) -> None:
-    """Attribute / quantity nouns: "the color of the road" -> the road; "a pair of shoes" -> shoes."""
-    while low(r.doc[r.target.head]) in ATTRIBUTE_NOUNS | QUANTITY_NOUNS and r.of_phrase(r.tidx + 1):
+    """Attribute, quantity and portion nouns: "the color of the road" -> the road; "a pair of shoes"
+    -> shoes; "the slice of pizza" -> pizza."""
+    while low(r.doc[r.target.head]) in ATTRIBUTE_NOUNS | QUANTITY_NOUNS | PORTION_NOUNS and r.of_phrase(r.tidx + 1):
         r.tidx += 1
         r.target = r.mentions[r.tidx]
         r.loc_from = r.tidx + 1
@@ -394,6 +476,12 @@ def _locating_step(r: _Reading, idx: int) -> int | None:
         r.not_antecedent.add(r.tidx)
         r.tidx, r.target, r.kind = idx, m, "edit"
         return None
+    if m.kind == "np" and head_word(r.doc, m) in SCENE_REGIONS and words[-1] in SCENE_PREPS:
+        # "in the background", "in the sky": a part of the scene, not a reference object
+        r.direction = r.direction or SCENE_REGIONS[head_word(r.doc, m)]
+        r.relation = r.relation or "absolute"
+        r.drop.update(range(m.start - len(words), m.end))
+        return idx + 1
     if words == ["of"] and not prep_dir:
         return idx + 1  # "the dress of the girl to the left of ..."
     if (words[-1] == "of" and prep_dir) or r.is_loc(words):
@@ -559,16 +647,22 @@ def _target_details(r: _Reading) -> None:
         if low(tok) in ORDINALS:
             r.ordinal = ORDINALS[low(tok)]
             r.drop.add(tok.i)
-    if r.anchor is None and t.possessor is not None:
-        r.anchor = t.possessor
-    if (
+    if r.anchor is None and t.possessor is not None and r.kind != "add":
+        r.anchor, r.relation = t.possessor, r.relation or "part"  # "the woman's dress"
+    if r.tidx is not None and r.owner(r.tidx + 1) and low(r.doc[t.head]) in CONTAINER_NOUNS:
+        r.contents.add(r.tidx + 1)  # "the glass of water": the glass, and no reference object
+    elif (
         r.anchor is None
         and r.tidx is not None
         and r.kind != "add"
         and r.owner(r.tidx + 1)
         and low(r.doc[t.head]) not in QUANTITY_NOUNS
     ):
-        r.anchor = r.mentions[r.tidx + 1]
+        r.anchor, r.relation = r.mentions[r.tidx + 1], r.relation or "part"  # "the roof of the cabin"
+    if r.anchor is None and owned_by_pronoun(r.doc, t):
+        # "his shirt": the shirt is segmented; the person is its owner
+        r.anchor = Mention(t.poss_pron, t.poss_pron + 1, t.poss_pron, "pron")
+        r.relation = r.relation or "part"
 
 
 _PHASES: tuple[Phase, ...] = (
@@ -603,10 +697,14 @@ def _fill_result(r: _Reading) -> InstructionAnalysis:
     relation = r.relation
     if target is not None:
         res.target = span_text(doc, target.start, target.end)
-        res.target_head = head_word(doc, target)
+        res.target_head = object_word(doc, target)
         antecedents = [m for k, m in enumerate(r.mentions) if k not in r.not_antecedent]
         res.grounding_phrase = grounding_phrase(doc, target, antecedents, r.drop)
         res.plural = is_plural(doc, target)
+        if object_word(doc, target) == "one":
+            stands_for = r.one_stands_for
+            res.target_head = low(doc[stands_for]) if stands_for is not None else "one"
+            res.grounding_phrase = doc[stands_for].text.lower() if stands_for is not None else "object"
     if r.anchor is not None:
         res.anchor = span_text(doc, r.anchor.start, r.anchor.end)
         res.anchor_head = head_word(doc, r.anchor)
@@ -615,8 +713,33 @@ def _fill_result(r: _Reading) -> InstructionAnalysis:
     res.direction = r.direction
     res.ordinal = r.ordinal
     res.relation = relation
+    results = _result_mentions(r)
+    res.phrases = object_phrases(doc, [m for k, m in enumerate(r.mentions) if k not in results])
     res.simplified = _simplify(doc, r.drop) if res.kind in ("edit", "remove") else r.text
     return res
+
+
+def _result_mentions(r: _Reading) -> set[int]:
+    """The mentions that say what the object becomes or is made of, not what is in the picture:
+    "purple", "silk" and "a dog" in "make the car purple", "turn the dress into silk", "replace the
+    cat with a dog", "Monet" in "in the style of Monet"; and what a container holds."""
+    out = set(r.contents)
+    if r.kind == "add" or r.tidx is None:
+        return out
+    scene_words = GLOBAL_WORDS | ATTRIBUTE_NOUNS
+    for idx in range(r.tidx + 1, len(r.mentions)):
+        m = r.mentions[idx]
+        if m is r.anchor:
+            continue
+        words = r.intro(idx)
+        previous = r.mentions[idx - 1]
+        if (
+            low(r.doc[m.head]) in COLOR_WORDS | MATERIAL_WORDS | COMPARATIVES
+            or (words and r.is_result(words))
+            or (words == ["of"] and (idx - 1 in out or low(r.doc[previous.head]) in scene_words))
+        ):
+            out.add(idx)
+    return out
 
 
 def _simplify(doc, drop: set[int]) -> str:

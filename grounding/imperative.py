@@ -49,6 +49,13 @@ def _skip_preamble(doc) -> int:
     i = 0
     while i < n and (low(doc[i]) in PREFIX_SKIP or doc[i].is_punct):
         i += 1
+    if i < n and low(doc[i]) in ("of", "among", "from") and (i == 0 or low(doc[i - 1]) != "instead"):
+        # "of the three cups, paint the one in the middle red": the group comes first
+        comma = next((k for k in range(i + 1, min(n, i + 10)) if doc[k].text == ","), None)
+        if comma is not None:
+            i = comma + 1
+            while i < n and low(doc[i]) in PREFIX_SKIP:
+                i += 1
     if i + 1 < n and low(doc[i]) in ("can", "could", "would", "will") and low(doc[i + 1]) == "you":
         i += 2
         while i < n and low(doc[i]) in PREFIX_SKIP:

@@ -101,6 +101,10 @@ EDIT_VERBS = {
     "flip",
     "cover",
     "fill",
+    "empty",
+    "tidy",
+    "wipe",
+    "apply",
     "arrange",
     "combine",
     "use",
@@ -559,6 +563,7 @@ GLOBAL_WORDS = {
     "tone",
     "overall",
     "night",
+    "day",
     "daytime",
     "nighttime",
     "morning",
@@ -836,6 +841,8 @@ AUXILIARIES = {
 NOUN_TAGS = ("NN", "NNS", "NNP", "NNPS")
 # possessive personal pronouns spaCy may tag PRP (her) or PRP$ (his, their)
 POSSESSIVE_PRONOUNS = ("her", "his", "their")
+# possessive pronouns that own a thing ("its tail", "my hair"): the owner, not the object
+OWNER_PRONOUNS = POSSESSIVE_PRONOUNS + ("its", "my", "your", "our")
 
 
 def low(tok) -> str:
@@ -845,3 +852,98 @@ def low(tok) -> str:
 
 def is_noun(tok) -> bool:
     return tok.tag_ in NOUN_TAGS or tok.pos_ in ("NOUN", "PROPN")
+
+
+def _read_multiword_objects() -> frozenset[tuple[str, ...]]:
+    """The multiword object names of data/multiword_objects.txt, as word tuples, with the plural of
+    the last word ("teddy bears", "wine glasses")."""
+    from pathlib import Path
+
+    names: set[tuple[str, ...]] = set()
+    path = Path(__file__).with_name("data") / "multiword_objects.txt"
+    for line in path.read_text(encoding="utf-8").splitlines():
+        words = tuple(line.split())
+        if len(words) < 2 or line.startswith("#"):
+            continue
+        names.add(words)
+        names.add(words[:-1] + (plural_of(words[-1]),))
+    return frozenset(names)
+
+
+def plural_of(word: str) -> str:
+    if word.endswith(("s", "x", "ch", "sh")):
+        return word + "es"
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    if word.endswith("knife"):
+        return word[:-2] + "ves"
+    return word + "s"
+
+
+# "fire hydrant", "teddy bear", "stained glass window": one object, headed by its last word
+MULTIWORD_OBJECTS = _read_multiword_objects()
+MULTIWORD_MAX = max(len(name) for name in MULTIWORD_OBJECTS)
+# what an object is made into, named after it ("make the table wooden"): never an object to detect
+MATERIAL_WORDS = frozenset(
+    "wooden wood metal metallic steel iron golden chrome marble stone glass crystal plastic paper "
+    "leather silk velvet denim wool woolen cotton fur furry rubber ceramic porcelain concrete brick "
+    "bronze copper silver gold neon glowing shiny matte glossy transparent translucent".split()
+)
+# comparatives that end an object phrase as what it becomes ("make the window brighter")
+COMPARATIVES = frozenset(
+    "brighter darker bigger larger smaller taller shorter wider narrower longer lighter heavier "
+    "older younger newer cleaner dirtier happier sadder sharper softer redder bluer greener "
+    "whiter blacker warmer cooler colder hotter thicker thinner fatter slimmer prettier uglier "
+    "shinier fluffier curlier straighter".split()
+)
+# what a colour word after an object is, and (with make, paint, turn ...) these too
+VERB_RESULT_WORDS = MATERIAL_WORDS | COMPARATIVES
+# verbs a made/had/let object does ("make the person in the foreground smile"), read as the predicate
+BARE_PREDICATES = frozenset(
+    "smile laugh cry frown wink blink yawn blush jump dance run walk sleep wave sing shout scream "
+    "kneel sit stand fly swim float glow shine melt vanish disappear bow cheer pose talk hug kiss "
+    "bark meow roar sparkle burn rain snow meditate pray relax rest play read eat drink climb ride".split()
+)
+# depth superlatives inside an object phrase ("the nearest car"): front = nearest the camera
+DEPTH_WORDS = {
+    "nearest": "front",
+    "closest": "front",
+    "frontmost": "front",
+    "farthest": "back",
+    "furthest": "back",
+    "farthermost": "back",
+    "furthermost": "back",
+    "backmost": "back",
+}
+# parts of the scene that locate an object without being a reference object ("in the background")
+SCENE_REGIONS = {
+    "background": "back",
+    "foreground": "front",
+    "distance": "back",
+    "horizon": "back",
+    "sky": "top",
+}
+# words for a picture: the whole image, unless a place or the verb makes one an object in it
+PICTURE_WORDS = frozenset(
+    "image picture photo photograph pic painting portrait artwork drawing illustration snapshot".split()
+)
+# what a picture can be turned into without becoming a thing in it ("into a watercolor")
+STYLE_WORDS = frozenset(
+    "watercolor watercolour watercolors sketch sketches cartoon anime manga comic comics mosaic "
+    "collage pastel charcoal pencil oil acrylic impressionism cubism surrealism expressionism art "
+    "engraving etching woodcut lithograph caricature render rendering sculpture-style noir sepia "
+    "monochrome grayscale greyscale negative silhouette blueprint vector pixel lowpoly cyberpunk "
+    "steampunk vaporwave ukiyo-e".split()
+)
+# modifiers that make a picture word a thing in the picture ("the framed photo")
+PICTURE_OBJECT_MODIFIERS = frozenset("framed hanging small little tiny big large wall".split())
+# verbs that can only be about a picture as an object ("remove the painting", "hang the photo")
+PICTURE_OBJECT_VERBS = REMOVE_VERBS | {"hang", "move", "tilt", "straighten", "frame", "rotate"}
+# containers: "the glass of water" is the glass, and "water" no reference object
+CONTAINER_NOUNS = frozenset(
+    "glass glasses cup cups mug mugs bowl bowls plate plates bottle bottles jar jars box boxes "
+    "basket baskets bucket buckets vase vases bag bags can cans pot pots tray trays carton cartons "
+    "sack sacks crate crates barrel barrels jug jugs pitcher pitchers cage cages tank tanks".split()
+)
+# portions, followed to what they are of ("the slice of pizza" -> pizza), like QUANTITY_NOUNS
+PORTION_NOUNS = frozenset("slice slices chunk chunks scoop scoops wedge wedges loaf loaves strip strips".split())

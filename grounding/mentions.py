@@ -12,25 +12,34 @@ from dataclasses import dataclass
 
 from .lexicon import (
     AUXILIARIES,
+    BARE_PREDICATES,
     BARE_VERB_COMPLEMENT_VERBS,
     COLOR_WORDS,
     COMPLEMENT_VERBS,
     DATIVE_VERBS,
+    DEPTH_WORDS,
     DETERMINERS,
     DIRECTION_WORDS,
     GLOBAL_WORDS,
     LINKING_VERBS,
     LOC_PREPS,
+    MATERIAL_WORDS,
+    MULTIWORD_MAX,
+    MULTIWORD_OBJECTS,
     NOUN_TAGS,
     ORDINALS,
+    OWNER_PRONOUNS,
     PERSON_PRONOUNS,
     PLURAL_PRONOUNS,
     PLURAL_QUANT,
     POSSESSIVE_PRONOUNS,
+    PREFIX_SKIP,
     PRONOUN_GROUNDING,
     REGION_MODS,
     REGION_NOUNS,
+    SCENE_REGIONS,
     VERB_FORMS,
+    VERB_RESULT_WORDS,
     is_noun,
     low,
 )
@@ -78,8 +87,10 @@ class Mention:
 def _np_internal(tok) -> bool:
     """Whether a token can stand inside a noun phrase (modifiers, nouns, numbers, hyphens)."""
     word = low(tok)
-    if word in DIRECTION_WORDS or word in ORDINALS or word in COLOR_WORDS or word == "far":
+    if word in DIRECTION_WORDS or word in ORDINALS or word in COLOR_WORDS or word in ("far", "most"):
         return True
+    if word in PREFIX_SKIP:
+        return False  # "paint her nails red please"
     if tok.tag_ in _NP_INTERNAL_TAGS:
         return True
     return tok.pos_ in ("ADJ", "NOUN", "PROPN", "NUM")
@@ -96,6 +107,14 @@ def _np_start(tok) -> bool:
     if tok.tag_ in ("POS", "HYPH", "VBG", "VBN"):
         return False
     return _np_internal(tok)
+
+
+def multiword_object_at(doc, k: int) -> int:
+    """The length of the multiword object name ("fire hydrant") starting at token k, else 0."""
+    for n in range(min(MULTIWORD_MAX, len(doc) - k), 1, -1):
+        if tuple(low(t) for t in doc[k : k + n]) in MULTIWORD_OBJECTS:
+            return n
+    return 0
 
 
 def _nounish(tok) -> bool:
@@ -128,7 +147,7 @@ def _read_mention(doc, i: int, begin: int, verb_lemma: str | None, out: list[Men
     if low(tok) in ("this", "that") and (i + 1 >= len(doc) or not _np_internal(doc[i + 1])):
         out.append(Mention(i, i + 1, i, "pron"))
         return i + 1
-    if not _np_start(tok):
+    if not (_np_start(tok) or multiword_object_at(doc, i)):
         return i + 1
     return _read_noun_phrase(doc, i, begin, verb_lemma, out)
 
@@ -139,15 +158,26 @@ def _standalone_pronoun(doc, i: int, begin: int, verb_lemma: str | None) -> bool
     Right after a dative verb "her" is the recipient ("give her gray hair")."""
     tok = doc[i]
     word = low(tok)
+    nxt = doc[i + 1] if i + 1 < len(doc) else None
+    if (
+        word == "her"
+        and verb_lemma in BARE_VERB_COMPLEMENT_VERBS
+        and nxt is not None
+        and low(nxt) in BARE_PREDICATES
+        and (_ends_clause(doc, i + 1) or doc[i + 2].tag_ in ("IN", "TO", "RP"))
+    ):
+        return True  # "make her laugh", "have her swim in a river"
+    if word == "her" and i == begin and verb_lemma in DATIVE_VERBS and not (nxt is not None and low(nxt) == "to"):
+        return True  # "give her gray hair": the recipient, then what she gets
     if not (tok.tag_ == "PRP" or word in PRONOUN_WORDS):
         return False
-    nxt = doc[i + 1] if i + 1 < len(doc) else None
     possessive_her = (
         word == "her"
         and nxt is not None
         and _np_internal(nxt)
         and not (i == begin and verb_lemma in DATIVE_VERBS)
         and low(nxt) not in ("to",)
+        and not (verb_lemma in BARE_VERB_COMPLEMENT_VERBS and low(nxt) in BARE_PREDICATES and _ends_clause(doc, i + 1))
     )
     return not possessive_her
 
@@ -162,6 +192,7 @@ class _PhraseScan:
     possessor: Mention | None = None  # "the cat" in "the cat's tail"
     dir_of: bool = False  # stopped at a direction word followed by "of"
     complement: int | None = None  # start of a small-clause predicate after the object
+    named_last: bool = False  # the head ends a multiword object name ("wine glass")
 
 
 def _read_noun_phrase(doc, i: int, begin: int, verb_lemma: str | None, out: list[Mention]) -> int:
@@ -174,10 +205,8 @@ def _read_noun_phrase(doc, i: int, begin: int, verb_lemma: str | None, out: list
         return max(scan.end, i + 1)
     last_noun = scan.last_noun
     end = last_noun + 1
-    # "the pond purple", "the left yellow": a trailing colour word is the result, not the object
-    if low(doc[last_noun]) in COLOR_WORDS and last_noun - 1 >= j and _nounish(doc[last_noun - 1]):
-        end = last_noun
-        last_noun = last_noun - 1
+    if not scan.named_last:
+        last_noun, end = _without_trailing_result(doc, j, last_noun, is_object=i == begin, verb_lemma=verb_lemma)
     m = Mention(i, end, last_noun, "np", poss_pron=scan.poss_pron, possessor=scan.possessor)
     if _is_region(doc, m):
         m.kind = "region"
@@ -193,13 +222,45 @@ def _read_noun_phrase(doc, i: int, begin: int, verb_lemma: str | None, out: list
     return end
 
 
+def _without_trailing_result(doc, j: int, last_noun: int, is_object: bool, verb_lemma: str | None) -> tuple[int, int]:
+    """(head, end) of a phrase without what the object becomes at its end: "the pond purple", "the
+    table wooden", "the window brighter", "her nails bright red"; after a scene word, any last
+    word ("turn the weather stormy")."""
+    last = low(doc[last_noun])
+    p = last_noun - 1
+    if last in COLOR_WORDS or (last in VERB_RESULT_WORDS and verb_lemma in COMPLEMENT_VERBS):
+        while p >= j and doc[p].tag_ in ("JJ", "JJR", "RB") and not _nounish(doc[p]):
+            p -= 1  # "bright red", "very dark"
+    elif verb_lemma not in COMPLEMENT_VERBS or not (
+        _predicate_of_verb(doc, last_noun)
+        or (is_object and p >= j and low(doc[p]) in GLOBAL_WORDS and doc[last_noun].tag_ == "JJ")
+    ):
+        return last_noun, last_noun + 1
+    material_after_place = last in MATERIAL_WORDS - COLOR_WORDS and low(doc[p]) in DIRECTION_WORDS  # "right glass"
+    if p >= j and _nounish(doc[p]) and not material_after_place:
+        return p, p + 1
+    return last_noun, last_noun + 1
+
+
+def _predicate_of_verb(doc, k: int) -> bool:
+    """Whether the last word of a clause is what the verb makes of its object: spaCy parses "make
+    the mountains in the background snowy" with "snowy" as the verb's complement."""
+    tok = doc[k]
+    return (
+        tok.dep_ in ("oprd", "acomp", "ccomp", "xcomp")
+        and tok.head.i < k
+        and tok.head.pos_ in ("VERB", "AUX")
+        and _ends_clause(doc, k)
+    )
+
+
 def _skip_determiners(doc, i: int) -> tuple[int, int | None]:
     """(first token after the determiners starting at i, index of a possessive pronoun among them)."""
     j = i
     poss = None
     if _is_determiner(doc[i]):
         while j < len(doc) and _is_determiner(doc[j]):
-            if low(doc[j]) in POSSESSIVE_PRONOUNS:
+            if low(doc[j]) in OWNER_PRONOUNS:
                 poss = j
             j += 1
     return j, poss
@@ -211,6 +272,12 @@ def _scan_phrase(doc, i: int, j: int, poss: int | None, is_object: bool, verb_le
     scan = _PhraseScan(end=j, poss_pron=poss)
     k = j
     while k < n:
+        named = multiword_object_at(doc, k)
+        if named:
+            scan.last_noun = k + named - 1  # "the fire hydrant": one object, whatever the tags
+            scan.named_last = True
+            k += named
+            continue
         compound = not _np_internal(doc[k]) and _verb_tagged_compound(doc, k, scan.last_noun, is_object, verb_lemma)
         if not (compound or _np_internal(doc[k])):
             break
@@ -218,6 +285,16 @@ def _scan_phrase(doc, i: int, j: int, poss: int | None, is_object: bool, verb_le
         # "the lamp right of the bed": a direction word followed by "of" ends the NP
         if word in DIRECTION_WORDS and scan.last_noun is not None and k + 1 < n and low(doc[k + 1]) == "of":
             scan.dir_of = True
+            break
+        if word in DEPTH_WORDS and scan.last_noun is not None:
+            break  # "the cup nearest to the plate": the place starts here
+        if (
+            verb_lemma in BARE_VERB_COMPLEMENT_VERBS
+            and word in BARE_PREDICATES
+            and scan.last_noun is not None
+            and _ends_clause(doc, k)
+        ):
+            scan.complement = k  # "make the person in the foreground smile": what the object does
             break
         if is_object and verb_lemma in COMPLEMENT_VERBS and _small_clause_predicate(doc, k, scan.last_noun):
             scan.complement = k  # "make the bridge rusty": the object, then what it becomes
@@ -232,11 +309,17 @@ def _scan_phrase(doc, i: int, j: int, poss: int | None, is_object: bool, verb_le
             break
         if compound or _nounish(doc[k]):
             scan.last_noun = k
+            scan.named_last = False
         elif doc[k].tag_ in ("VBG", "VBN") and not (k + 1 < n and _np_internal(doc[k + 1])):
             break
         k += 1
     scan.end = k
     return scan
+
+
+def _ends_clause(doc, k: int) -> bool:
+    """Whether token k is the last word before the end or a punctuation mark."""
+    return k + 1 >= len(doc) or doc[k + 1].is_punct or low(doc[k + 1]) in ("and", "but", "please")
 
 
 def _starts_second_phrase(doc, k: int, last_noun: int | None) -> bool:
@@ -264,6 +347,8 @@ def _small_clause_predicate(doc, k: int, last_noun: int | None) -> bool:
     subj, pred = doc[last_noun], doc[k]
     if pred.tag_ in ("VB", "VBD", "VBP", "VBZ", "MD") or low(subj) in DIRECTION_WORDS:
         return False  # "have the top rose be wilted": "rose" is the noun, "top" its modifier
+    if subj.dep_ == "dobj" and pred.dep_ == "oprd" and pred.head.i == subj.head.i:
+        return True  # "turn the weather stormy"
     return (
         subj.dep_ == "nsubj"
         and subj.head.i == k
@@ -335,6 +420,24 @@ def span_text(doc, start: int, end: int) -> str:
     return "".join(t.text_with_ws for t in doc[start:end]).strip()
 
 
+def owned_by_pronoun(doc, m: Mention) -> bool:
+    """ "his shirt", "her left cheek", "their hats": a thing of a person named by a possessive
+    pronoun (not a region of them: "her left side")."""
+    return (
+        m.kind == "np"
+        and m.poss_pron is not None
+        and m.head != m.poss_pron
+        and low(doc[m.poss_pron]) in OWNER_PRONOUNS
+        and low(doc[m.head]) not in REGION_NOUNS
+    )
+
+
+def object_word(doc, m: Mention) -> str:
+    """The word of the object itself: the head noun of "his shirt" (where `head_word` gives the
+    person), else `head_word`."""
+    return low(doc[m.head]) if owned_by_pronoun(doc, m) else head_word(doc, m)
+
+
 def head_word(doc, m: Mention) -> str:
     """The word the mention is about, lower-case: the head noun, the pronoun, the person of "her
     hair", or the owner of a region ("the car's left side" -> car)."""
@@ -348,7 +451,7 @@ def head_word(doc, m: Mention) -> str:
 
 
 def is_plural(doc, m: Mention) -> bool:
-    hw = head_word(doc, m)
+    hw = object_word(doc, m)
     if hw in PLURAL_PRONOUNS:
         return True
     if hw in PERSON_PRONOUNS:
@@ -376,8 +479,8 @@ def is_indefinite(doc, m: Mention) -> bool:
 def grounding_phrase(doc, m: Mention, mentions: list[Mention], drop: set[int]) -> str:
     """What the detector should look for: "man"/"woman" for a personal pronoun, the plural noun a
     plural pronoun stands for (else "people"), else the phrase without determiners, ordinals,
-    direction words and the tokens in `drop`."""
-    hw = head_word(doc, m)
+    direction words and the tokens in `drop` ("his shirt" -> "shirt")."""
+    hw = object_word(doc, m)
     if hw in PRONOUN_GROUNDING:
         return PRONOUN_GROUNDING[hw]
     if hw in PLURAL_PRONOUNS:
@@ -391,6 +494,7 @@ def grounding_phrase(doc, m: Mention, mentions: list[Mention], drop: set[int]) -
             or t.tag_ in DETERMINER_TAGS
             or word in ORDINALS
             or word in DIRECTION_WORDS
+            or word in DEPTH_WORDS
             or word in ("far",)
             or word in POSSESSIVE_PRONOUNS
         ):
@@ -422,7 +526,7 @@ def direction_of(doc, m: Mention) -> str | None:
                 vertical = vertical or DIRECTION_WORDS[word]
                 continue
             return DIRECTION_WORDS[word]
-    return vertical
+    return vertical or SCENE_REGIONS.get(low(doc[m.head]))
 
 
 def inline_direction(doc, m: Mention) -> tuple[str | None, list[int]]:
@@ -449,6 +553,9 @@ def inline_direction(doc, m: Mention) -> tuple[str | None, list[int]]:
                 idx.append(k - 1)
         elif word in ("left-hand", "right-hand", "right-side", "left-side", "top-most"):
             found = found or DIRECTION_WORDS[word.split("-")[0]]
+            idx.append(k)
+        elif word in DEPTH_WORDS:
+            found = found or DEPTH_WORDS[word]  # "the nearest car"
             idx.append(k)
     return found, sorted(set(idx))
 

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .instruction import InstructionAnalysis, analyse
+from .lexicon import PLURAL_PRONOUNS, PRONOUN_GROUNDING
 from .spacy_pipeline import load_english
 
 MODES = ("guided", "noun chunks")
+# what the detector looks for when the anchor is a person named by a pronoun ("his shirt")
+PERSON_PHRASES = {**PRONOUN_GROUNDING, **{p: "people" for p in PLURAL_PRONOUNS}}
 
 DETERMINERS = {
     "the",
@@ -142,9 +145,14 @@ def extract(instruction: str, mode: str = "guided", nlp=None) -> PhraseSet:
     text = instruction if isinstance(instruction, str) else ""
     if mode == "noun chunks":
         return PhraseSet(text, noun_chunk_phrases(text, nlp) if text.strip() else [], simplified=text.strip())
-    a = analyse(text, nlp=nlp)
+    return phrase_set_of(text, analyse(text, nlp=nlp))
+
+
+def phrase_set_of(instruction: str, a: InstructionAnalysis) -> PhraseSet:
+    """The guided PhraseSet of an instruction from its analysis."""
+    text = instruction
     target = detector_phrase(a.grounding_phrase)
-    anchor = detector_phrase(a.anchor)
+    anchor = detector_phrase(a.anchor) or PERSON_PHRASES.get(a.anchor_head or "")
     others = [detector_phrase(p) for p in a.phrases]
     if a.kind == "global":
         candidates: list[str] = []
