@@ -129,7 +129,7 @@ class _Reading:
     drop: set[int] = field(default_factory=set)  # token indices removed in ``simplified``
     global_region: bool = False  # a scene-level edit restricted to a region ("the left side")
     not_antecedent: set[int] = field(default_factory=set)  # mentions a plural pronoun must not stand for
-    contents: set[int] = field(default_factory=set)  # mentions that say what a container holds
+    not_objects: set[int] = field(default_factory=set)  # mentions that name no object: contents, scene parts
     one_stands_for: int | None = None  # the token "the one" refers to
 
     def gap(self, idx: int):
@@ -410,6 +410,7 @@ def _follow_of_nouns(r: _Reading) -> None:
     """Attribute, quantity and portion nouns: "the color of the road" -> the road; "a pair of shoes"
     -> shoes; "the slice of pizza" -> pizza."""
     while low(r.doc[r.target.head]) in ATTRIBUTE_NOUNS | QUANTITY_NOUNS | PORTION_NOUNS and r.of_phrase(r.tidx + 1):
+        r.not_objects.add(r.tidx)
         r.tidx += 1
         r.target = r.mentions[r.tidx]
         r.loc_from = r.tidx + 1
@@ -481,6 +482,7 @@ def _locating_step(r: _Reading, idx: int) -> int | None:
         r.direction = r.direction or SCENE_REGIONS[head_word(r.doc, m)]
         r.relation = r.relation or "absolute"
         r.drop.update(range(m.start - len(words), m.end))
+        r.not_objects.add(idx)
         return idx + 1
     if words == ["of"] and not prep_dir:
         return idx + 1  # "the dress of the girl to the left of ..."
@@ -650,7 +652,7 @@ def _target_details(r: _Reading) -> None:
     if r.anchor is None and t.possessor is not None and r.kind != "add":
         r.anchor, r.relation = t.possessor, r.relation or "part"  # "the woman's dress"
     if r.tidx is not None and r.owner(r.tidx + 1) and low(r.doc[t.head]) in CONTAINER_NOUNS:
-        r.contents.add(r.tidx + 1)  # "the glass of water": the glass, and no reference object
+        r.not_objects.add(r.tidx + 1)  # "the glass of water": the glass, and no reference object
     elif (
         r.anchor is None
         and r.tidx is not None
@@ -699,7 +701,10 @@ def _fill_result(r: _Reading) -> InstructionAnalysis:
         res.target = span_text(doc, target.start, target.end)
         res.target_head = object_word(doc, target)
         antecedents = [m for k, m in enumerate(r.mentions) if k not in r.not_antecedent]
-        res.grounding_phrase = grounding_phrase(doc, target, antecedents, r.drop)
+        owner = target.possessor
+        owner_words = set(range(owner.start, owner.end + 1)) if owner is not None and owner is r.anchor else set()
+        # "the woman's dress": the detector looks for the dress; the woman is found as the anchor
+        res.grounding_phrase = grounding_phrase(doc, target, antecedents, r.drop | owner_words)
         res.plural = is_plural(doc, target)
         if object_word(doc, target) == "one":
             stands_for = r.one_stands_for
@@ -720,10 +725,11 @@ def _fill_result(r: _Reading) -> InstructionAnalysis:
 
 
 def _result_mentions(r: _Reading) -> set[int]:
-    """The mentions that say what the object becomes or is made of, not what is in the picture:
-    "purple", "silk" and "a dog" in "make the car purple", "turn the dress into silk", "replace the
-    cat with a dog", "Monet" in "in the style of Monet"; and what a container holds."""
-    out = set(r.contents)
+    """The mentions that name nothing the detector should look for: what the object becomes or is
+    made of ("purple", "silk", "a dog" in "make the car purple", "turn the dress into silk",
+    "replace the cat with a dog"; "Monet" in "in the style of Monet"), what a container holds, the
+    counting word of "a slice of pizza", and parts of the scene ("in the background")."""
+    out = set(r.not_objects)
     if r.kind == "add" or r.tidx is None:
         return out
     scene_words = GLOBAL_WORDS | ATTRIBUTE_NOUNS

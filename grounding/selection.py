@@ -20,7 +20,8 @@ import torch
 from .detections import Detections
 from .instruction import InstructionAnalysis
 
-DIRECTIONS = ("left", "right", "top", "bottom", "center")
+DIRECTIONS = ("left", "right", "top", "bottom", "center", "front", "back")
+SIDES = ("left", "right", "top", "bottom")
 CONTAINMENT = 0.9  # GGIP2P: a box inside another by more than this is a duplicate
 MIN_ADD_SIZE = 50  # GGIP2P clamps the new object's size to at least 50 px
 ADD_SIZE_RATIO = 1.0  # size prior for additions: the new object as large as its anchor
@@ -66,9 +67,20 @@ def pick_direction(det: Detections, direction: str, ordinal: Optional[int] = Non
     """The box at `direction` ("the left car"), or the `ordinal`-th counted from there ("the second
     car from the left"). Boxes are ordered by their centres (GGIP2P compares edges, which lets a
     wide box reaching far left win over a car that is really further left); "center" takes the
-    box nearest the image centre. An ordinal beyond the count gives no box."""
+    box nearest the image centre; "front" (the nearest car, in the foreground) the largest box and
+    "back" (the farthest, in the background) the smallest: among objects of one kind, the nearer
+    looks bigger. An ordinal beyond the count gives no box."""
     if len(det) == 0:
         return det
+    order = _order_from(det, direction)
+    k = (ordinal or 1) - 1
+    if k >= len(order):
+        return det.subset([], note=f"only {len(det)} box(es): no number {ordinal} from the {direction}")
+    return det.subset([int(order[k])])
+
+
+def _order_from(det: Detections, direction: str) -> torch.Tensor:
+    """Box indices, first the one furthest toward `direction`."""
     c = _centres(det.boxes)
     h, w = det.image_size
     if direction == "left":
@@ -81,12 +93,36 @@ def pick_direction(det: Detections, direction: str, ordinal: Optional[int] = Non
         order = torch.argsort(c[:, 1], descending=True)
     elif direction == "center":
         order = torch.argsort(((c - torch.tensor([w / 2, h / 2])) ** 2).sum(1))
+    elif direction == "front":
+        order = torch.argsort(_area(det.boxes), descending=True, stable=True)
+    elif direction == "back":
+        order = torch.argsort(_area(det.boxes), stable=True)
     else:
         raise ValueError(f"unknown direction {direction!r}")
-    k = (ordinal or 1) - 1
-    if k >= len(order):
-        return det.subset([], note=f"only {len(det)} box(es): no number {ordinal} from the {direction}")
-    return det.subset([int(order[k])])
+    return order
+
+
+def pick_all_toward(det: Detections, direction: str) -> Detections:
+    """For a plural target with a place ("the cars on the left", "the trees in the background"):
+    the boxes whose centre lies in that half of the image (left, right, top, bottom), in its
+    middle third (center), at least half as large as the largest (front) or at most twice as
+    large as the smallest (back). When none is there, the one box furthest toward it."""
+    c = _centres(det.boxes)
+    h, w = det.image_size
+    area = _area(det.boxes)
+    inside = {
+        "left": c[:, 0] < w / 2,
+        "right": c[:, 0] >= w / 2,
+        "top": c[:, 1] < h / 2,
+        "bottom": c[:, 1] >= h / 2,
+        "center": ((c[:, 0] - w / 2).abs() <= w / 6) & ((c[:, 1] - h / 2).abs() <= h / 6),
+        "front": area >= area.max() / 2,
+        "back": area <= area.min() * 2,
+    }[direction]
+    keep = [i for i in range(len(det)) if bool(inside[i])]
+    if not keep:
+        return pick_direction(det, direction)
+    return det.subset(keep)
 
 
 def on_side(box: torch.Tensor, anchor: torch.Tensor, direction: str) -> bool:
@@ -184,7 +220,10 @@ def addition_box(
 
 
 def region_box(image_size: tuple[int, int], direction: Optional[str]) -> torch.Tensor:
-    """The half of the image at `direction` ("add a sunset at the top"), or the whole image."""
+    """The part of the image at `direction` ("add a sunset at the top"): a half for a side, the
+    middle half of each axis for "center", the lower half for "front" (the foreground of a photo
+    is its lower part) and the upper half for "back" (the distance lies toward the horizon); the
+    whole image without a direction."""
     h, w = image_size
     return torch.tensor(
         {
@@ -192,6 +231,9 @@ def region_box(image_size: tuple[int, int], direction: Optional[str]) -> torch.T
             "right": [w / 2, 0, w, h],
             "top": [0, 0, w, h / 2],
             "bottom": [0, h / 2, w, h],
+            "center": [w / 4, h / 4, 3 * w / 4, 3 * h / 4],
+            "front": [0, h / 2, w, h],
+            "back": [0, 0, w, h / 2],
         }.get(direction, [0, 0, w, h]),
         dtype=torch.float32,
     )
@@ -225,9 +267,12 @@ def select(
     direction = analysis.direction
 
     if analysis.kind == "global":
+        if analysis.relation == "absolute" and direction in DIRECTIONS:
+            # "make the left side of the image brighter"
+            return _filled(region_box(size, direction), direction, size, f"scene edit of the {direction} part")
         return _filled(region_box(size, None), "whole image", size, "global edit: the whole image")
     if analysis.kind == "add":
-        if analysis.relation == "absolute" and direction in DIRECTIONS and len(anchors):
+        if analysis.relation == "absolute" and direction in SIDES + ("center",) and len(anchors):
             # "add curtains to the window on the left": the direction picks the anchor, and the
             # new object goes on it, not beside it
             anchor_box = pick_direction(anchors, direction, analysis.ordinal).boxes[0]
@@ -241,24 +286,33 @@ def select(
                 size,
                 f"addition: a rectangle {where} '{anchor}' (size prior {ADD_SIZE_RATIO:g}x the anchor)",
             )
-        region = direction if direction in ("left", "right", "top", "bottom") else None
+        region = direction if direction in DIRECTIONS else None
         return _filled(
             region_box(size, region),
             "add",
             size,
-            f"addition: the {region} half of the image" if region else "addition with no anchor found: the whole image",
+            f"addition: the {region} part of the image" if region else "addition with no anchor found: the whole image",
         )
 
     targets = detections.with_label(target) if target else detections.subset([])
     if len(targets) == 0:
+        if analysis.relation == "part" and anchor_box is not None:
+            # "his shirt", "the woman's dress": the owner stands in for a part the detector missed
+            owner = anchors.subset([int(anchors.scores.argmax())])
+            owner.note = f"'{target}' was not detected: its owner '{anchor}' instead"
+            return owner
         return targets.subset([], note=f"'{target}' was not detected")
     targets = containment_filter(targets, analysis.plural)
     if analysis.plural:
+        if analysis.relation == "absolute" and direction in DIRECTIONS:
+            chosen = pick_all_toward(targets, direction)
+            chosen.note = f"plural: the {len(chosen)} '{target}' box(es) toward the {direction} of {len(targets)}"
+            return chosen
         return targets.subset(slice(None), note=f"plural: all {len(targets)} '{target}' box(es)")
-    if analysis.relation == "relative" and anchor_box is not None:
-        chosen = pick_relative(targets, anchor_box, direction)
+    if analysis.relation in ("relative", "part") and anchor_box is not None:
+        chosen = pick_relative(targets, anchor_box, direction if analysis.relation == "relative" else None)
         if len(chosen):
-            side = f"{direction} of" if direction else "at"
+            side = f"{direction} of" if direction else ("of" if analysis.relation == "part" else "at")
             chosen.note = f"the '{target}' {side} '{anchor}'"
         return chosen
     if direction in DIRECTIONS:

@@ -17,6 +17,17 @@ NO_COMFY = (
 )
 
 
+@pytest.fixture(scope="module")
+def nlp():
+    """The English spaCy pipeline the analyser uses (skips, saying why, where none is installed)."""
+    from grounded_ip2p.grounding import spacy_pipeline
+
+    try:
+        return spacy_pipeline.load_english()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+
+
 SLOW_MODULES = {"test_restore_matrix", "test_restore_patch", "test_edit_models", "test_gdino"}
 
 

@@ -26,14 +26,6 @@ FIELDS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def nlp():
-    try:
-        return spacy_pipeline.load_english()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.mark.parametrize(
     "text,kind",
     [
