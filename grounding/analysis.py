@@ -19,6 +19,7 @@ from .lexicon import (
     COLOR_WORDS,
     COMPARATIVES,
     CONTAINER_NOUNS,
+    DEPTH_REGIONS,
     DEPTH_WORDS,
     DIRECTION_WORDS,
     ENGLISH_CUES,
@@ -218,7 +219,7 @@ def _read_verb_and_mentions(doc, text: str, res: InstructionAnalysis) -> _Readin
 def _target_instead_of(r: _Reading) -> None:
     """ "use a gnome instead of a pilot", "instead of the ball ..., put ...": the replaced thing."""
     for idx, m in enumerate(r.mentions):
-        if r.intro(idx)[-2:] == ["instead", "of"] and m.kind == "np":
+        if r.intro(idx)[-2:] == ["instead", "of"] and m.kind == "np" and not _scene_or_style(r.doc, m):
             if r.verb is None or r.lemma in (
                 "use",
                 "put",
@@ -553,7 +554,7 @@ def _locate_in_region(r: _Reading, idx: int, words: list[str], prep_dir: str | N
             return idx + 2
         r.relation, r.anchor = "relative", nxt
         return None
-    r.direction = r.direction or d
+    r.direction = r.direction or d or DEPTH_REGIONS.get(low(r.doc[m.head]))  # "the taxi at the front"
     r.relation = r.relation or "absolute"
     r.drop.update(range(lead, m.end))
     return idx + 1

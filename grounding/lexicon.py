@@ -915,6 +915,15 @@ DEPTH_WORDS = {
     "furthermost": "back",
     "backmost": "back",
 }
+# "at the front", "at the back": regions that say how near the camera, when no "of" follows
+DEPTH_REGIONS = {"front": "front", "back": "back", "rear": "back"}
+# words that make a colour more precise before it ("sky blue", "lime green", "snow white")
+COLOR_MODIFIERS = frozenset(
+    "sky navy baby royal olive mint forest blood wine cherry lemon sea ocean jet pitch hot pale dark "
+    "light deep bright pastel neon rose ruby sapphire emerald lime electric powder steel slate "
+    "charcoal ash sand coral salmon peach cream chocolate coffee caramel honey mustard brick rust "
+    "copper bronze midnight ice ivory snow hunter burnt dusty soft vivid".split()
+)
 # parts of the scene that locate an object without being a reference object ("in the background")
 SCENE_REGIONS = {
     "background": "back",

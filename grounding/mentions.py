@@ -14,9 +14,11 @@ from .lexicon import (
     AUXILIARIES,
     BARE_PREDICATES,
     BARE_VERB_COMPLEMENT_VERBS,
+    COLOR_MODIFIERS,
     COLOR_WORDS,
     COMPLEMENT_VERBS,
     DATIVE_VERBS,
+    DEPTH_REGIONS,
     DEPTH_WORDS,
     DETERMINERS,
     DIRECTION_WORDS,
@@ -68,7 +70,18 @@ DETERMINER_TAGS = ("DT", "PDT", "PRP$")
 # tags of the words that may stand inside a noun phrase
 _NP_INTERNAL_TAGS = ("JJ", "JJR", "JJS", "CD", "HYPH", "POS", "VBG", "VBN", "AFX", "FW") + NOUN_TAGS
 # region heads that name a region without a direction word ("the left", "the foreground")
-_DIRECTIONAL_REGION_HEADS = ("left", "right", "top", "bottom", "center", "centre", "middle", "foreground")
+_DIRECTIONAL_REGION_HEADS = (
+    "left",
+    "right",
+    "top",
+    "bottom",
+    "center",
+    "centre",
+    "middle",
+    "foreground",
+    "front",
+    "back",
+)
 
 
 @dataclass
@@ -120,7 +133,7 @@ def multiword_object_at(doc, k: int) -> int:
 def _nounish(tok) -> bool:
     """A noun, or a direction word that can head a phrase ("the left"; not "upper", "lower")."""
     word = low(tok)
-    if word in DIRECTION_WORDS and word not in ("upper", "lower", "central"):
+    if (word in DIRECTION_WORDS and word not in ("upper", "lower", "central")) or word in DEPTH_REGIONS:
         return True
     return is_noun(tok)
 
@@ -205,41 +218,72 @@ def _read_noun_phrase(doc, i: int, begin: int, verb_lemma: str | None, out: list
         return max(scan.end, i + 1)
     last_noun = scan.last_noun
     end = last_noun + 1
-    if not scan.named_last:
-        last_noun, end = _without_trailing_result(doc, j, last_noun, is_object=i == begin, verb_lemma=verb_lemma)
+    resume = None
+    if scan.complement is not None:
+        # the predicate ("rusty", "poison ivy") names no object of the picture
+        resume = scan.complement
+        while resume < len(doc) and _np_internal(doc[resume]):
+            resume += 1
+        run = _colour_run_start(doc, j, resume, verb_lemma)
+        if run is not None and run < scan.complement:
+            last_noun, end = run - 1, run  # "make the curtains sky blue": spaCy's predicate is "blue"
+    if not scan.named_last and end == last_noun + 1 and last_noun == scan.last_noun:
+        last_noun, end = _without_trailing_result(doc, j, last_noun, scan.end, i == begin, verb_lemma)
     m = Mention(i, end, last_noun, "np", poss_pron=scan.poss_pron, possessor=scan.possessor)
     if _is_region(doc, m):
         m.kind = "region"
     out.append(m)
-    if scan.complement is not None:
-        # the predicate ("rusty", "poison ivy") names no object of the picture
-        k = scan.complement
-        while k < len(doc) and _np_internal(doc[k]):
-            k += 1
-        return k
+    if resume is not None:
+        return resume
     if scan.dir_of and end == scan.end:
         return scan.end + 1  # the direction word belongs to the gap: "right of"
     return end
 
 
-def _without_trailing_result(doc, j: int, last_noun: int, is_object: bool, verb_lemma: str | None) -> tuple[int, int]:
-    """(head, end) of a phrase without what the object becomes at its end: "the pond purple", "the
-    table wooden", "the window brighter", "her nails bright red"; after a scene word, any last
-    word ("turn the weather stormy")."""
-    last = low(doc[last_noun])
-    p = last_noun - 1
-    if last in COLOR_WORDS or (last in VERB_RESULT_WORDS and verb_lemma in COMPLEMENT_VERBS):
-        while p >= j and doc[p].tag_ in ("JJ", "JJR", "RB") and not _nounish(doc[p]):
-            p -= 1  # "bright red", "very dark"
-    elif verb_lemma not in COMPLEMENT_VERBS or not (
-        _predicate_of_verb(doc, last_noun)
-        or (is_object and p >= j and low(doc[p]) in GLOBAL_WORDS and doc[last_noun].tag_ == "JJ")
+def _without_trailing_result(
+    doc, j: int, last_noun: int, stop: int, is_object: bool, verb_lemma: str | None
+) -> tuple[int, int]:
+    """(head, end) of a phrase (its words j..stop-1) without what the object becomes at its end:
+    "the pond purple", "her nails bright red", "the curtains sky blue", "the table wooden", "the
+    window brighter"; after a scene word, the verb's complement ("turn the weather stormy")."""
+    run = _colour_run_start(doc, j, stop, verb_lemma)
+    if run is not None:
+        return run - 1, run
+    last, p = low(doc[last_noun]), last_noun - 1
+    if last in VERB_RESULT_WORDS and verb_lemma in COMPLEMENT_VERBS:
+        if p >= j and _nounish(doc[p]) and not (last in MATERIAL_WORDS and low(doc[p]) in DIRECTION_WORDS):
+            return p, p + 1  # (not "the right glass")
+    elif (
+        verb_lemma in COMPLEMENT_VERBS
+        and p >= j
+        and _nounish(doc[p])
+        and (
+            _predicate_of_verb(doc, last_noun)
+            or (is_object and low(doc[p]) in GLOBAL_WORDS and doc[last_noun].tag_ == "JJ")
+        )
     ):
-        return last_noun, last_noun + 1
-    material_after_place = last in MATERIAL_WORDS - COLOR_WORDS and low(doc[p]) in DIRECTION_WORDS  # "right glass"
-    if p >= j and _nounish(doc[p]) and not material_after_place:
         return p, p + 1
     return last_noun, last_noun + 1
+
+
+def _colour_run_start(doc, j: int, stop: int, verb_lemma: str | None) -> int | None:
+    """Where a colour at the end of a phrase starts ("sky blue", "bright red", "light grey"), when
+    an object comes before it; None without one. The shortest reading that leaves an object wins
+    for "the sky light blue" (the sky, light blue)."""
+    last = stop - 1
+    if last <= j or low(doc[last]) not in COLOR_WORDS:
+        return None
+    s = last
+    while s - 1 > j and _colour_part(doc[s - 1]):
+        s -= 1
+    starts = [k for k in range(s, last + 1) if _nounish(doc[k - 1]) and low(doc[k - 1]) not in COLOR_WORDS]
+    objects = [k for k in starts if low(doc[k - 1]) not in DIRECTION_WORDS]  # before regions ("the left")
+    return (objects or starts or [None])[0]
+
+
+def _colour_part(tok) -> bool:
+    word = low(tok)
+    return word in COLOR_WORDS or word in COLOR_MODIFIERS or (tok.tag_ in ("JJ", "RB") and not _nounish(tok))
 
 
 def _predicate_of_verb(doc, k: int) -> bool:
