@@ -280,9 +280,9 @@ class SelectBoxes(ValidatedNode):
             display_name="Select Boxes (guided)",
             category=CATEGORY,
             description="Chooses the boxes the instruction is about (GGIP2P): one box for a singular target, "
-            "all for a plural one; 'the left car', 'the second car from the left'; 'the lamp "
-            "right of the bed' (checked to really be on that side); for additions a rectangle "
-            "next to the anchor where the new object goes.",
+            "all for a plural one; 'the left car', 'the nearest car', 'the second car from the left'; "
+            "'the lamp right of the bed' (checked to really be on that side); 'his shirt' (the shirt on "
+            "the man); for additions a rectangle next to the anchor where the new object goes.",
             inputs=[
                 Boxes.Input("boxes", tooltip="From CLIP Filter or GroundingDINO Detect (fed by Noun Phrase Extract)."),
                 io.Boolean.Input(
