@@ -12,9 +12,14 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Loader:
     node_id: str
-    folder: str  # under ComfyUI's models/ (folder_paths name)
+    folder: str  # under ComfyUI's models/ (folder_paths name); where the model catalog puts files
     widget: str  # the file's combo input
     holds: str  # what belongs in the folder, for messages
+    also: tuple[str, ...] = ()  # other folders the loader lists, where other packs keep the same files
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        return (self.folder, *self.also)
 
 
 GROUNDING_DINO = Loader(
@@ -28,7 +33,10 @@ SAM = Loader(
     "GroundedIP2P_SAMLoader",
     "sams",
     "model_name",
-    "Segment Anything checkpoints: sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth",
+    "Segment Anything checkpoints: SAM (sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth, sam_vit_b_01ec64.pth), "
+    "HQ-SAM (sam_hq_vit_h.pth, sam_hq_vit_l.pth, sam_hq_vit_b.pth, sam_hq_vit_tiny.pth), MobileSAM "
+    "(mobile_sam.pt) or SAM 2 / 2.1 (sam2_hiera_*.pt, sam2.1_hiera_*.pt, or their .safetensors repacks)",
+    also=("sam2",),
 )
 CLIP_FILTER = Loader(
     "GroundedIP2P_ClipFilterLoader",

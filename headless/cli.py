@@ -107,7 +107,7 @@ def add_run_parser(commands) -> None:
     run.add_argument("--cpu", action="store_true", help="start the local ComfyUI on the CPU (its --cpu)")
     run.add_argument("--ip2p", metavar="FILE", help="InstructPix2Pix checkpoint (models/checkpoints)")
     run.add_argument("--grounding-dino", metavar="FILE", help="GroundingDINO file (models/grounding-dino)")
-    run.add_argument("--sam", metavar="FILE", help="SAM file (models/sams)")
+    run.add_argument("--sam", metavar="FILE", help="SAM, HQ-SAM, MobileSAM or SAM 2 file (models/sams or models/sam2)")
     run.add_argument("--clip", metavar="FILE", help="CLIP file for the CLIP filter (models/clip_filter)")
     run.add_argument("--seed", type=int)
     run.add_argument("--steps", type=int)

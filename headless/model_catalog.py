@@ -132,6 +132,40 @@ _ENTRIES = (
         "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
         "micro-sam micro_sam/util.py (sha256); huggingface.co/mashb1t/misc commit 78e1813 (size)",
     ),
+    # The other segmenters Load SAM takes. Official URLs as each project's README gives them; no
+    # size or sha256 published by the authors was found, so a download is only checked against the
+    # length the server announces.
+    *(
+        ModelFile(
+            f"sam_hq_vit_{size}.pth",
+            "sams",
+            f"https://huggingface.co/lkeab/hq-sam/resolve/main/sam_hq_vit_{size}.pth",
+            None,
+            None,
+            "SysCV/sam-hq README.md, Model Checkpoints (URL)",
+        )
+        for size in ("h", "l", "b", "tiny")
+    ),
+    ModelFile(
+        "mobile_sam.pt",
+        "sams",
+        "https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",
+        None,
+        None,
+        "ChaoningZhang/MobileSAM weights/mobile_sam.pt (the file in the official repository)",
+    ),
+    *(
+        ModelFile(
+            f"{prefix}_hiera_{size}.pt",
+            "sam2",
+            f"https://dl.fbaipublicfiles.com/segment_anything_2/{release}/{prefix}_hiera_{size}.pt",
+            None,
+            None,
+            "facebookresearch/sam2 checkpoints/download_ckpts.sh (URL)",
+        )
+        for prefix, release in (("sam2.1", "092824"), ("sam2", "072824"))
+        for size in ("tiny", "small", "base_plus", "large")
+    ),
     ModelFile(
         "ViT-L-14.pt",
         "clip_filter",
@@ -231,10 +265,23 @@ LOADERS: dict[str, tuple[tuple[int, str, str], ...]] = {
     "VAELoader": ((0, "vae", "vae_name"),),
     **{loader.node_id: ((0, loader.folder, loader.widget),) for loader in PACK_LOADERS},
 }
-FOLDERS = sorted({folder for widgets in LOADERS.values() for _, folder, _ in widgets})
+# The other folders a pack loader lists (Load SAM: models/sam2, where SAM 2 packs keep their
+# files): a file there is found, and a catalog file whose folder is one of them goes there.
+ALSO_FOLDERS = {loader.folder: loader.also for loader in PACK_LOADERS if loader.also}
+FOLDERS = sorted(
+    {folder for widgets in LOADERS.values() for _, folder, _ in widgets}
+    | {folder for also in ALSO_FOLDERS.values() for folder in also}
+)
 # ComfyUI also reads these folders under their old names (folder_paths.py: models/unet for
 # diffusion_models, models/clip for text_encoders); a file there is found, a download goes to the new one.
 LEGACY_FOLDERS = {"diffusion_models": ("unet",), "text_encoders": ("clip",)}
+
+
+def searched_folders(folder: str) -> tuple[str, ...]:
+    """Where a file a loader names in `folder` may lie."""
+    return (folder, *LEGACY_FOLDERS.get(folder, ()), *ALSO_FOLDERS.get(folder, ()))
+
+
 SKIPPED_MODES = {2, 4}  # muted, bypassed: such a loader loads nothing
 
 
@@ -272,7 +319,7 @@ def _widget(node: dict, index: int, key: str):
 def catalog_entry(name: str, folder: str) -> ModelFile | None:
     """The catalog entry for a file name used in `folder` (a path's last part counts)."""
     entry = CATALOG.get(name.replace("\\", "/").rsplit("/", 1)[-1])
-    return entry if entry is not None and entry.folder == folder else None
+    return entry if entry is not None and entry.folder in (folder, *ALSO_FOLDERS.get(folder, ())) else None
 
 
 def workflow_needs(workflow: dict) -> list[Need]:
@@ -448,12 +495,12 @@ def check(need: Need, models_dir: Path, main_paths: dict) -> FileState:
         state.path = _beside(directory, entry, need.name, need.required_by)
         state.target = directory / need.name
     else:
-        for folder in (need.folder, *LEGACY_FOLDERS.get(need.folder, ())):
+        for folder in searched_folders(need.folder):
             state.path = locate(models_dir / folder, need.name)
             if state.path is not None:
                 break
         main_paths[(need.folder, need.name)] = state.path
-        state.target = root / (entry.name if entry else need.name)
+        state.target = models_dir / entry.folder / entry.name if entry else root / need.name
     if state.path is not None:
         state.status = "present"
         state.actual_size = state.path.stat().st_size

@@ -29,7 +29,7 @@ EXAMPLES = PACK_DIR / "example_workflows"
 # (ComfyUI reads unet/ and clip/ as diffusion_models/ and text_encoders/)
 MODEL_FOLDERS = (
     "checkpoints",
-    *(loader.folder for loader in LOADERS),
+    *(folder for loader in LOADERS for folder in loader.folders),
     "diffusion_models",
     "unet",
     "text_encoders",

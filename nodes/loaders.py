@@ -27,8 +27,8 @@ def _hf_folder(path: str) -> str:
     return folder if os.path.isfile(os.path.join(folder, "config.json")) else path
 
 
-def _load(node: str, kind: str, folder: str, name: str, precision: str, build, errors, auto_half=True):
-    path = _hf_folder(resolve(node, folder, name))
+def _load(node: str, kind: str, loader, name: str, precision: str, build, errors, auto_half=True):
+    path = _hf_folder(resolve(node, loader.folders, name))
     try:
         return load_cached(kind, path, precision, build, auto_half)
     except errors as e:
@@ -43,7 +43,7 @@ class ModelFileLoader(ValidatedNode):
 
     @classmethod
     def fingerprint_inputs(cls, model_name, precision):
-        return file_fingerprint(cls.LOADER.folder, model_name), precision
+        return file_fingerprint(cls.LOADER.folders, model_name), precision
 
     @classmethod
     def explain(cls, name, value):
@@ -67,7 +67,7 @@ class GroundingDINOLoader(ModelFileLoader):
             inputs=[
                 io.Combo.Input(
                     GROUNDING_DINO.widget,
-                    options=model_files(GROUNDING_DINO.folder),
+                    options=model_files(GROUNDING_DINO.folders),
                     tooltip="A file in models/grounding-dino.",
                 ),
                 io.Combo.Input(
@@ -92,7 +92,7 @@ class GroundingDINOLoader(ModelFileLoader):
             _load(
                 cls.NODE,
                 "GroundingDINO",
-                GROUNDING_DINO.folder,
+                GROUNDING_DINO,
                 model_name,
                 precision,
                 build,
@@ -112,10 +112,17 @@ class SAMLoader(ModelFileLoader):
             node_id=SAM.node_id,
             display_name="Load SAM",
             category=CATEGORY,
-            description="Loads a Segment Anything model from models/sams: the original sam_vit_h_4b8939.pth, "
-            "sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth (the size is read from the weights).",
+            description="Loads a Segment Anything model from models/sams or models/sam2: the original SAM "
+            "(sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth, sam_vit_b_01ec64.pth), HQ-SAM (sam_hq_vit_h/l/b.pth, "
+            "sam_hq_vit_tiny.pth), MobileSAM (mobile_sam.pt) or SAM 2 / 2.1 (sam2_hiera_*.pt, "
+            "sam2.1_hiera_*.pt, or their .safetensors repacks). The kind and size are read from the "
+            "weights, not the file name.",
             inputs=[
-                io.Combo.Input(SAM.widget, options=model_files(SAM.folder), tooltip="A file in models/sams."),
+                io.Combo.Input(
+                    SAM.widget,
+                    options=model_files(SAM.folders),
+                    tooltip="A SAM, HQ-SAM, MobileSAM or SAM 2 file in models/sams or models/sam2.",
+                ),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=PRECISION_TIP),
             ],
             outputs=[SamModel.Output(display_name="sam")],
@@ -127,7 +134,7 @@ class SAMLoader(ModelFileLoader):
             core = load_sam(path).to(dtype)
             return core, core
 
-        return io.NodeOutput(_load(cls.NODE, "SAM", SAM.folder, model_name, precision, build, SamLoadError))
+        return io.NodeOutput(_load(cls.NODE, "SAM", SAM, model_name, precision, build, SamLoadError))
 
 
 class ClipFilterLoader(ModelFileLoader):
@@ -146,7 +153,7 @@ class ClipFilterLoader(ModelFileLoader):
             inputs=[
                 io.Combo.Input(
                     CLIP_FILTER.widget,
-                    options=model_files(CLIP_FILTER.folder),
+                    options=model_files(CLIP_FILTER.folders),
                     tooltip="A file (or a Hugging Face folder's model file) in models/clip_filter.",
                 ),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto", tooltip=PRECISION_TIP),
@@ -160,9 +167,7 @@ class ClipFilterLoader(ModelFileLoader):
             core = load_clip(path).to(dtype)
             return core, core
 
-        return io.NodeOutput(
-            _load(cls.NODE, "CLIP filter", CLIP_FILTER.folder, model_name, precision, build, ClipLoadError)
-        )
+        return io.NodeOutput(_load(cls.NODE, "CLIP filter", CLIP_FILTER, model_name, precision, build, ClipLoadError))
 
 
 LOADER_NODES = [GroundingDINOLoader, SAMLoader, ClipFilterLoader]

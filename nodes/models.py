@@ -23,7 +23,7 @@ log = logging.getLogger("grounded-ip2p")
 
 WEIGHT_EXTENSIONS = {".pth", ".pt", ".bin", ".safetensors"}
 # folder name in ComfyUI's models directory -> what belongs there (used in messages)
-FOLDERS = {loader.folder: loader.holds for loader in LOADERS}
+FOLDERS = {folder: loader.holds for loader in LOADERS for folder in loader.folders}
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
@@ -46,41 +46,53 @@ def register_folders() -> None:
             folder_paths.folder_names_and_paths[name] = ([default], set(WEIGHT_EXTENSIONS))
 
 
-def model_files(folder: str) -> list[str]:
-    """The weight files a loader offers: every weight file of the folder (Hugging Face folders
+def model_files(folders: tuple[str, ...]) -> list[str]:
+    """The weight files a loader offers: every weight file of its folders (Hugging Face folders
     appear as `<folder>/model.safetensors`)."""
-    return sorted(
-        f for f in folder_paths.get_filename_list(folder) if os.path.splitext(f)[1].lower() in WEIGHT_EXTENSIONS
+    names = {f for folder in folders for f in folder_paths.get_filename_list(folder)}
+    return sorted(f for f in names if os.path.splitext(f)[1].lower() in WEIGHT_EXTENSIONS)
+
+
+def _where(folders: tuple[str, ...]) -> str:
+    return ", ".join(p for folder in folders for p in folder_paths.get_folder_paths(folder)) or ", ".join(
+        f"models/{folder}" for folder in folders
     )
 
 
 def missing_file_hint(loader, name: str) -> str:
-    """Where a model file that is not there belongs (the loader table's folder and contents)."""
-    where = ", ".join(folder_paths.get_folder_paths(loader.folder)) or f"models/{loader.folder}"
+    """Where a model file that is not there belongs (the loader table's folders and contents)."""
     return (
-        f"model file {name!r} is not in {where}: put {FOLDERS[loader.folder]} there "
+        f"model file {name!r} is not in {_where(loader.folders)}: put {loader.holds} there "
         f"(`grounded-ip2p models` lists where to get it) and refresh the list (R)"
     )
 
 
-def resolve(node: str, folder: str, name: str) -> str:
+def find_file(folders: tuple[str, ...], name: str) -> str | None:
+    """The full path of `name` in the first of `folders` that has it."""
+    for folder in folders:
+        path = folder_paths.get_full_path(folder, name) if name else None
+        if path is not None and os.path.exists(path):
+            return path
+    return None
+
+
+def resolve(node: str, folders: tuple[str, ...], name: str) -> str:
     """The full path of a model file, or an error that says where it belongs."""
-    path = folder_paths.get_full_path(folder, name) if name else None
-    if path is None or not os.path.exists(path):
-        where = ", ".join(folder_paths.get_folder_paths(folder)) or f"models/{folder}"
+    path = find_file(folders, name)
+    if path is None:
         raise FileNotFoundError(
-            f"{node}: model file '{name}' not found. Put {FOLDERS[folder]} in {where} "
+            f"{node}: model file '{name}' not found. Put {FOLDERS[folders[0]]} in {_where(folders)} "
             f"(then press R in ComfyUI to refresh the list)."
         )
     return path
 
 
-def file_fingerprint(folder: str, name: str):
+def file_fingerprint(folders: tuple[str, ...], name: str):
     """What identifies a model file's contents for ComfyUI's cache (a loader's fingerprint_inputs):
     the file it resolves to, its size and modification time. Another file under the same name (a
     replaced download, another models folder listed first) is loaded again instead of the cached one."""
-    path = folder_paths.get_full_path(folder, name) if name else None
-    if path is None or not os.path.exists(path):
+    path = find_file(folders, name)
+    if path is None:
         return name  # validation or the loader says what is missing
     stat = os.stat(path)
     return os.path.realpath(path), stat.st_size, stat.st_mtime_ns

@@ -12,11 +12,19 @@ import torch
 from grounded_ip2p.grounding.detections import Detections
 from PIL import Image
 
+from .checkpoints import cache_dir
 from .clip_checkpoint import clip_checkpoint
 from .comfy_harness import PromptError
 from .gdino_checkpoint import original_gdino_checkpoint
 from .graphs import chain, detector, edit, loaded_model
-from .sam_checkpoint import sam_checkpoint
+from .sam_checkpoint import (
+    hq_sam_checkpoint,
+    light_hq_sam_checkpoint,
+    mobile_sam_checkpoint,
+    sam2_checkpoint,
+    sam2_safetensors,
+    sam_checkpoint,
+)
 
 W, H = 96, 64
 
@@ -125,6 +133,53 @@ def test_wrong_model_file_and_missing_file_say_which_node_and_file(comfy, ground
     Loader = comfy.node_class("GroundedIP2P_SAMLoader")
     with pytest.raises(FileNotFoundError, match="Load SAM: model file 'gone.pth' not found.*sams"):
         Loader.execute("gone.pth", "auto")
+
+
+def _sam2_repack(folder):
+    source = sam2_checkpoint(cache_dir() / "sam2.1-hiera-t", "2.1", "t")
+    target = folder / "sam2.1_hiera_tiny-fp16.safetensors"
+    return target if target.exists() else sam2_safetensors(source, target)
+
+
+# Where users keep each segmenter file, how the tests make it, and what Load SAM reads from it.
+SEGMENTER_FILES = [
+    ("sams", lambda _: hq_sam_checkpoint(cache_dir() / "sam-hq-tiny"), "hq_custom"),
+    ("sams", lambda _: mobile_sam_checkpoint(cache_dir() / "mobile-sam-tiny"), "custom_tiny_vit"),
+    ("sams", lambda _: light_hq_sam_checkpoint(cache_dir() / "light-hq-sam"), "hq_vit_tiny"),
+    ("sam2", lambda _: sam2_checkpoint(cache_dir() / "sam2.1-hiera-t", "2.1", "t"), "sam2.1_hiera_t"),
+    ("sam2", _sam2_repack, "sam2.1_hiera_t"),
+]
+
+
+@pytest.mark.parametrize(
+    "folder,make,variant", SEGMENTER_FILES, ids=[v for _, _, v in SEGMENTER_FILES[:-1]] + ["sam2.1 fp16 safetensors"]
+)
+def test_every_segmenter_file_runs_the_chain(comfy, grounding_models, street, folder, make, variant):
+    """HQ-SAM, MobileSAM, Light HQ-SAM and SAM 2.1 (.pt and its .safetensors repack) from
+    models/sams or models/sam2, through Load SAM and SAM Mask in the whole chain."""
+    where = grounding_models["root"] / folder
+    where.mkdir(exist_ok=True)
+    made = make(where)
+    target = where / made.name
+    if not target.exists():
+        target.hardlink_to(made)
+    comfy.add_models(folder, where)
+    results = comfy.run(chain({**grounding_models, "sam": target.name}, street), capture=("sam", "mask"))
+    assert comfy.output(results, "sam").core.variant == variant
+    mask = comfy.output(results, "mask")
+    assert mask.shape == (1, H, W) and float(mask.max()) <= 1.0
+
+
+def test_a_file_of_another_kind_says_what_it_looks_like(comfy, grounding_models):
+    where = grounding_models["root"] / "sam2"
+    where.mkdir(exist_ok=True)
+    dino_as_sam2 = where / "sam2.1_hiera_large.pt"
+    if not dino_as_sam2.exists():
+        dino_as_sam2.hardlink_to(grounding_models["root"] / "grounding-dino" / grounding_models["gdino"])
+    comfy.add_models("sam2", where)
+    Loader = comfy.node_class("GroundedIP2P_SAMLoader")
+    with pytest.raises(ValueError, match="Load SAM: sam2.1_hiera_large.pt: it looks like a GroundingDINO checkpoint"):
+        Loader.execute(dino_as_sam2.name, "auto")
 
 
 def test_preview_draws_boxes_and_mask(comfy, grounding_models, street):

@@ -379,6 +379,7 @@ def test_real_catalog_is_well_formed():
         "sam_vit_b_01ec64.pth",
         "ViT-L-14.pt",
         *EDIT_MODEL_FILES,
+        *SEGMENTER_FILES,
     }
     assert set(catalog) == expected
     assert len(model_catalog._ENTRIES) == len(catalog)  # each file once
@@ -461,6 +462,51 @@ EDIT_WORKFLOWS = {
     ],
     "grounded_cosxl_edit": ["cosxl_edit.safetensors"],
 }
+
+
+# The other segmenter files Load SAM takes, and the folder each goes to.
+SEGMENTER_FILES = {
+    **{f"sam_hq_vit_{size}.pth": "sams" for size in ("h", "l", "b", "tiny")},
+    "mobile_sam.pt": "sams",
+    **{f"{v}_hiera_{size}.pt": "sam2" for v in ("sam2", "sam2.1") for size in ("tiny", "small", "base_plus", "large")},
+}
+
+
+def test_segmenter_entries():
+    for name, folder in SEGMENTER_FILES.items():
+        e = model_catalog.CATALOG[name]
+        assert (e.folder, e.size, e.sha256) == (folder, None, None), name
+    assert model_catalog.CATALOG["sam2.1_hiera_large.pt"].url == (
+        "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_large.pt"
+    )
+    assert model_catalog.CATALOG["sam2_hiera_tiny.pt"].url == (
+        "https://dl.fbaipublicfiles.com/segment_anything_2/072824/sam2_hiera_tiny.pt"
+    )
+
+
+def test_load_sam_files_are_found_in_models_sam2_and_go_there(tmp_path):
+    """Load SAM names its file in models/sams' list, which also holds models/sam2: a SAM 2 file is
+    found in either, and a missing one is downloaded into models/sam2, where SAM 2 packs look."""
+    workflow = {
+        "nodes": [
+            {"type": "GroundedIP2P_SAMLoader", "widgets_values": ["sam2.1_hiera_large.pt", "auto"]},
+            {"type": "GroundedIP2P_SAMLoader", "widgets_values": ["sam2_hiera_small.pt", "auto"]},
+            {"type": "GroundedIP2P_SAMLoader", "widgets_values": ["mobile_sam.pt", "auto"]},
+        ]
+    }
+    needs = model_catalog.workflow_needs(workflow)
+    assert [(n.name, n.folder) for n in needs] == [
+        ("sam2.1_hiera_large.pt", "sams"),
+        ("sam2_hiera_small.pt", "sams"),
+        ("mobile_sam.pt", "sams"),
+    ]
+    (tmp_path / "sam2").mkdir()
+    (tmp_path / "sam2" / "sam2.1_hiera_large.pt").write_bytes(PRESENT)
+    large, small, mobile = (model_catalog.check(n, tmp_path, {}) for n in needs)
+    assert large.status == "present" and large.path == tmp_path / "sam2" / "sam2.1_hiera_large.pt"
+    assert large.entry is model_catalog.CATALOG["sam2.1_hiera_large.pt"]
+    assert small.status != "present" and small.target == tmp_path / "sam2" / "sam2_hiera_small.pt"
+    assert mobile.target == tmp_path / "sams" / "mobile_sam.pt" and mobile.entry is not None
 
 
 def test_edit_model_entries():

@@ -139,16 +139,19 @@ def test_wrong_files_say_what_to_use(tmp_path, tiny_path, kind, filename):
     with pytest.raises(sam.SamLoadError) as err:
         sam.load_sam(path)
     message = str(err.value)
-    assert filename in message and "models/sams" in message and "original Segment Anything" in message
+    assert filename in message and "models/sams" in message and "Segment Anything checkpoint" in message
+    if kind in ("stable diffusion", "groundingdino"):
+        assert f"it looks like a {'Stable Diffusion' if kind == 'stable diffusion' else 'GroundingDINO'}" in message
 
 
-def test_hq_sam_is_refused_clearly(tmp_path):
+def test_sam_with_stray_hq_sam_keys_is_read_as_hq_sam(tmp_path):
+    """A SAM file with only some of HQ-SAM's decoder keys is built as HQ-SAM, and the strict load
+    names what does not fit."""
     sd = sam_state_dict("tiny")
     sd["mask_decoder.hf_token.weight"] = torch.zeros(1, 256)
-    sd["mask_decoder.hf_mlp.layers.0.weight"] = torch.zeros(256, 256)
     path = tmp_path / "sam_hq_vit_h.pth"
     torch.save(sd, path)
-    with pytest.raises(sam.SamLoadError, match="HQ-SAM is not supported yet") as err:
+    with pytest.raises(sam.SamLoadError, match="do not fit the hq_custom architecture") as err:
         sam.load_sam(path)
     assert "sam_hq_vit_h.pth" in str(err.value)
 
