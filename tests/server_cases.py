@@ -139,3 +139,47 @@ def outcome_of(server, entry: dict, started: float) -> Outcome:
         if item.get("type") == "output"
     ]
     return Outcome("ok", images=images, seconds=seconds)
+
+
+# --- cancels ---------------------------------------------------------------------------------------
+
+
+def write_big_photo(input_dir: Path, side: int) -> None:
+    """`big.png`: a noise photo of side x side px, the largest a cancel is tried on."""
+    from PIL import Image
+
+    Image.effect_noise((side, side), 60).convert("RGB").save(input_dir / "big.png")
+
+
+def cancel_after(server, prompt: dict, node_type: str, timeout: float = 300) -> Outcome:
+    """Queue ``prompt``, send /interrupt once the node of ``node_type`` is running, and return
+    the outcome with ``seconds`` = the time from the interrupt to the end of the run."""
+    import threading
+
+    from grounded_ip2p.headless.comfy_session import ServerEvents
+
+    wanted = {k for k, n in prompt.items() if n["class_type"] == node_type}
+    running = threading.Event()
+
+    def on_event(kind, data):
+        if kind == "executing" and str(data.get("node")) in wanted:
+            running.set()
+
+    with ServerEvents(server.url, "reliability-cancel", on_event):
+        answer = server.client.queue(prompt, "reliability-cancel")
+        assert running.wait(timeout), f"{node_type} never started"
+        time.sleep(0.3)  # inside the node's work
+        sent = time.monotonic()
+        server.client.post("/interrupt", {})
+        entry = server.client.wait(answer["prompt_id"], timeout)
+    outcome = outcome_of(server, entry, sent)
+    outcome.seconds = time.monotonic() - sent
+    return outcome
+
+
+CANCELS = [
+    ("GroundedIP2P_GroundingDINODetect", lambda run: mask_prompt(image="big.png", run=run)),
+    ("GroundedIP2P_ClipFilter", lambda run: mask_prompt(image="big.png", run=run)),
+    ("GroundedIP2P_SAMMask", lambda run: mask_prompt(image="big.png", run=run)),
+    ("GroundedIP2P_BlendedSampler", lambda run: edit_prompt(run=run, steps=200)),
+]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,13 @@ from .browser_server import ComfyServer, prepare_base
 from .comfy_harness import comfy_path_or_none
 from .conftest import NO_COMFY
 from .server_cases import (
+    CANCELS,
     PWNED,
-    Outcome,
+    cancel_after,
     edit_prompt,
     mask_prompt,
-    outcome_of,
     submit,
+    write_big_photo,
     write_hostile_models,
     write_photos,
 )
@@ -178,45 +178,9 @@ def test_hostile_case(server, reference, case, build, kind, words):
 # --- cancels ---------------------------------------------------------------------------------------
 
 
-def cancel_after(server, prompt: dict, node_type: str, timeout: float = 300) -> Outcome:
-    """Queue ``prompt``, send /interrupt once the node of ``node_type`` is running, and return
-    the outcome with ``seconds`` = the time from the interrupt to the end of the run."""
-    import threading
-
-    from grounded_ip2p.headless.comfy_session import ServerEvents
-
-    wanted = {k for k, n in prompt.items() if n["class_type"] == node_type}
-    running = threading.Event()
-
-    def on_event(kind, data):
-        if kind == "executing" and str(data.get("node")) in wanted:
-            running.set()
-
-    with ServerEvents(server.url, "reliability-cancel", on_event):
-        answer = server.client.queue(prompt, "reliability-cancel")
-        assert running.wait(timeout), f"{node_type} never started"
-        time.sleep(0.3)  # inside the node's work
-        sent = time.monotonic()
-        server.client.post("/interrupt", {})
-        entry = server.client.wait(answer["prompt_id"], timeout)
-    outcome = outcome_of(server, entry, sent)
-    outcome.seconds = time.monotonic() - sent
-    return outcome
-
-
-CANCELS = [
-    ("GroundedIP2P_GroundingDINODetect", lambda run: mask_prompt(image="big.png", run=run)),
-    ("GroundedIP2P_ClipFilter", lambda run: mask_prompt(image="big.png", run=run)),
-    ("GroundedIP2P_SAMMask", lambda run: mask_prompt(image="big.png", run=run)),
-    ("GroundedIP2P_BlendedSampler", lambda run: edit_prompt(run=run, steps=200)),
-]
-
-
 @pytest.fixture(scope="module")
 def big_photo(server):
-    from PIL import Image
-
-    Image.effect_noise((4096, 4096), 60).convert("RGB").save(server.base / "input" / "big.png")
+    write_big_photo(server.base / "input", 4096)
 
 
 @pytest.mark.parametrize("node_type, build", CANCELS, ids=[c[0].split("_", 1)[1] for c in CANCELS])
