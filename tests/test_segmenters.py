@@ -273,7 +273,7 @@ def _save(path, state_dict):
         ),
         (
             lambda d: _save(
-                d / "sam2.1_hiera_large.pt", {"model": {"backbone.0.patch_embed.proj.weight": torch.zeros(1)}}
+                d / "sam2.1_hiera_large.pt", {"model": {"encoder.stem.conv.weight": torch.zeros(1)}}
             ),
             "no segmenter image encoder",
         ),
