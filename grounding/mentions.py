@@ -260,6 +260,7 @@ def _without_trailing_result(
         and (
             _predicate_of_verb(doc, last_noun)
             or (is_object and low(doc[p]) in GLOBAL_WORDS and doc[last_noun].tag_ == "JJ")
+            or (is_object and _ends_clause(doc, last_noun) and _adjective_form(low(doc[last_noun])))
         )
     ):
         return p, p + 1
@@ -284,6 +285,14 @@ def _colour_run_start(doc, j: int, stop: int, verb_lemma: str | None) -> int | N
 def _colour_part(tok) -> bool:
     word = low(tok)
     return word in COLOR_WORDS or word in COLOR_MODIFIERS or (tok.tag_ in ("JJ", "RB") and not _nounish(tok))
+
+
+def _adjective_form(word: str) -> bool:
+    """Whether a word has an adjective's ending that spaCy often tags as a noun after another noun:
+    "make the beach sandy", "make the cathedral gothic" ("-y" after a consonant, "-ic", "-ous")."""
+    if len(word) < 4:
+        return False
+    return (word.endswith("y") and word[-2] not in "aeiou") or word.endswith(("ic", "ous"))
 
 
 def _predicate_of_verb(doc, k: int) -> bool:
