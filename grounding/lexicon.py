@@ -846,8 +846,8 @@ OWNER_PRONOUNS = POSSESSIVE_PRONOUNS + ("its", "my", "your", "our")
 
 
 def low(tok) -> str:
-    """A token's text, lower-case, with the typographic apostrophe made plain."""
-    return tok.text.lower().replace("\u2019", "'")
+    """A token's text, lower-case (`instruction.analyse` has made typographic apostrophes plain)."""
+    return tok.lower_
 
 
 def is_noun(tok) -> bool:
@@ -883,6 +883,7 @@ def plural_of(word: str) -> str:
 # "fire hydrant", "teddy bear", "stained glass window": one object, headed by its last word
 MULTIWORD_OBJECTS = _read_multiword_objects()
 MULTIWORD_MAX = max(len(name) for name in MULTIWORD_OBJECTS)
+MULTIWORD_FIRST = frozenset(name[0] for name in MULTIWORD_OBJECTS)
 # what an object is made into, named after it ("make the table wooden"): never an object to detect
 MATERIAL_WORDS = frozenset(
     "wooden wood metal metallic steel iron golden chrome marble stone glass crystal plastic paper "

@@ -26,6 +26,7 @@ from .lexicon import (
     LINKING_VERBS,
     LOC_PREPS,
     MATERIAL_WORDS,
+    MULTIWORD_FIRST,
     MULTIWORD_MAX,
     MULTIWORD_OBJECTS,
     NOUN_TAGS,
@@ -124,6 +125,8 @@ def _np_start(tok) -> bool:
 
 def multiword_object_at(doc, k: int) -> int:
     """The length of the multiword object name ("fire hydrant") starting at token k, else 0."""
+    if low(doc[k]) not in MULTIWORD_FIRST:
+        return 0
     for n in range(min(MULTIWORD_MAX, len(doc) - k), 1, -1):
         if tuple(low(t) for t in doc[k : k + n]) in MULTIWORD_OBJECTS:
             return n

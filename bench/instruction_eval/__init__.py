@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.instruction_accuracy import singular
 
 HERE = Path(__file__).resolve().parent
-SPLITS = ("dev", "heldout")
+SPLITS = ("dev", "heldout", "heldout2")
 FIELDS = ("kind", "target", "plural", "direction", "ordinal", "relation", "anchor", "phrase", "not_candidates")
 KINDS = ("edit", "remove", "add", "global")
 DIRECTIONS = ("left", "right", "top", "bottom", "center", "front", "back")

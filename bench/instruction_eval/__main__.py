@@ -1,6 +1,6 @@
 """Field-level accuracy of the instruction analyser on the pack's evaluation set.
 
-    python -m bench.instruction_eval [--split dev|heldout|all] [--errors N]
+    python -m bench.instruction_eval [--split dev|heldout|heldout2|all] [--errors N]
 
 The set, its fields and the scoring rule: bench/instruction_eval/README.md.
 """
