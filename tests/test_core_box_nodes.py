@@ -99,3 +99,56 @@ def test_boxes_for_another_batch_are_refused_naming_the_node(core_boxes):
     two = [[{"x": 1, "y": 2, "width": 10, "height": 10}], []]
     with pytest.raises(ValueError, match="BoundingBoxToBoxes: the boxes are for 2 image.* but 3 image"):
         node.execute(torch.rand(3, 64, 96, 3), two)
+
+
+@pytest.fixture(scope="session")
+def rtdetr_model(comfy, tmp_path_factory):
+    """A random-weight RT-DETRv4 in ComfyUI's own architecture, saved where Load Diffusion Model looks."""
+    try:
+        from comfy.ldm.rt_detr.rtdetr_v4 import RTv4
+    except ImportError:
+        pytest.skip("this ComfyUI has no RT-DETR detector (ComfyUI 0.19.0 and later)")
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("diffusion_models")
+    torch.manual_seed(0)
+    weights = RTv4(operations=torch.nn).state_dict()
+    save_file({k: v.clone() for k, v in weights.items()}, folder / "rtdetr_v4_random.safetensors")
+    comfy.add_models("diffusion_models", folder)
+    return "rtdetr_v4_random.safetensors"
+
+
+@pytest.mark.slow
+def test_core_rtdetr_boxes_feed_sam_mask(core_boxes, rtdetr_model, grounding_models, street):  # noqa: F811
+    prompt = chain(grounding_models, street)
+    for node in ("gd", "clip", "det", "filter", "select", "np"):
+        del prompt[node]
+    prompt["rtdetr"] = {"class_type": "UNETLoader", "inputs": {"unet_name": rtdetr_model, "weight_dtype": "default"}}
+    prompt["detect"] = {
+        "class_type": "RTDETR_detect",
+        "inputs": {
+            "model": ["rtdetr", 0],
+            "image": ["img", 0],
+            "threshold": 0.0,
+            "class_name": "all",
+            "max_detections": 4,
+        },
+    }
+    prompt["boxes"] = {
+        "class_type": "GroundedIP2P_BoundingBoxToBoxes",
+        "inputs": {"image": ["img", 0], "bboxes": ["detect", 0], "label": "car"},
+    }
+    prompt["mask"]["inputs"]["boxes"] = ["boxes", 0]
+    results = core_boxes.run(prompt, capture=("detect", "boxes", "mask"))
+
+    (found,) = core_boxes.output(results, "detect")
+    (det,) = core_boxes.output(results, "boxes")
+    assert len(found) == 4 and all(isinstance(b["label"], str) for b in found)
+    expected = [
+        [max(b["x"], 0), max(b["y"], 0), min(b["x"] + b["width"], 96), min(b["y"] + b["height"], 64)] for b in found
+    ]
+    assert torch.allclose(det.boxes, torch.tensor(expected), atol=1e-4)
+    assert det.labels == ["car"] * 4 and det.scores.tolist() == pytest.approx([b["score"] for b in found])
+    mask = core_boxes.output(results, "mask")
+    assert mask.shape == (1, 64, 96) and float(mask.max()) == 1.0
+    assert core_boxes.output(results, "mask", 1) == "4 object(s) segmented: car"
