@@ -8,6 +8,7 @@ from typing_extensions import override
 
 from .. import __version__
 from ..grounding.spacy_pipeline import INSTALL_HINT, pipeline_installed
+from .core_boxes import CORE_BOX_NODES
 from .grounded_mask import GroundedMask
 from .grounding import GROUNDING_NODES
 from .late_restore import RestoreBackground
@@ -26,6 +27,7 @@ NODE_CLASSES: list[type[io.ComfyNode]] = [
     GroundedMask,
     *GROUNDING_NODES,
     PreviewBoxes,
+    *CORE_BOX_NODES,
 ]
 
 
