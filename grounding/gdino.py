@@ -33,6 +33,7 @@ from .detector_inputs import image_list, phrases_per_image, pixel_boxes
 from .gdino_convert import (
     GroundingDinoLoadError,
     SwinGeometry,
+    backbone_name,
     convert_original_state_dict,
     original_config,
     read_original_cfg,
@@ -46,8 +47,8 @@ MODELS_FOLDER = "models/grounding-dino"
 EXPECTED = (
     "Expected an original IDEA-Research GroundingDINO checkpoint (groundingdino_swint_ogc.pth or "
     "groundingdino_swinb_cogcoor.pth, with its GroundingDINO_SwinT_OGC.cfg.py / GroundingDINO_SwinB.cfg.py "
-    "next to it) or a Hugging Face GroundingDINO folder (config.json + model.safetensors), in ComfyUI's "
-    f"{MODELS_FOLDER} folder."
+    "next to it), or a Hugging Face GroundingDINO, MM-Grounding-DINO or OWLv2 folder (config.json + "
+    f"model.safetensors), in ComfyUI's {MODELS_FOLDER} folder."
 )
 # The token ids transformers' GroundingDINO treats as phrase delimiters ([CLS], [SEP], ".", "?").
 SPECIAL_TOKENS = {"[CLS]": 101, "[SEP]": 102, ".": 1012, "?": 1029}
@@ -141,31 +142,47 @@ def load_original(path: Path, config_path: str | Path | None = None):
     return model, variant
 
 
-def load_hf_folder(folder: Path):
-    """(model, tokenizer, variant) from a Hugging Face-format folder, with local files only."""
-    from transformers import AutoTokenizer, GroundingDinoForObjectDetection
+# config.json's model_type -> transformers' class for it (both share GroundingDINO's inputs and outputs).
+HF_CLASSES = {
+    "grounding-dino": "GroundingDinoForObjectDetection",
+    "mm-grounding-dino": "MMGroundingDinoForObjectDetection",
+}
 
-    config_file = folder / "config.json"
+
+def read_model_type(folder: Path) -> str | None:
+    """The `model_type` of a Hugging Face folder's config.json (what decides the architecture)."""
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError) as exc:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError) as exc:
         raise GroundingDinoLoadError(f"{folder.name}: no readable config.json ({exc}). {EXPECTED}") from exc
-    if model_type != "grounding-dino":
+
+
+def load_hf_folder(folder: Path):
+    """(model, tokenizer, variant) from a Hugging Face-format GroundingDINO or MM-Grounding-DINO
+    folder, with local files only."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    model_type = read_model_type(folder)
+    if model_type not in HF_CLASSES:
         raise GroundingDinoLoadError(
-            f"{folder.name}: config.json is for a {model_type!r} model, not grounding-dino. {EXPECTED}"
+            f"{folder.name}: config.json is for a {model_type!r} model, not grounding-dino or "
+            f"mm-grounding-dino. {EXPECTED}"
         )
     try:
-        model = GroundingDinoForObjectDetection.from_pretrained(str(folder), local_files_only=True)
+        model = getattr(transformers, HF_CLASSES[model_type]).from_pretrained(str(folder), local_files_only=True)
         has_tokenizer = any((folder / n).is_file() for n in ("tokenizer.json", "vocab.txt"))
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True) if has_tokenizer else None
     except (OSError, ValueError) as exc:
         raise GroundingDinoLoadError(
-            f"{folder.name}: cannot load the Hugging Face GroundingDINO ({exc}). {EXPECTED}"
+            f"{folder.name}: cannot load the Hugging Face {model_type} ({exc}). {EXPECTED}"
         ) from exc
     swin = model.config.backbone_config
     geometry = SwinGeometry(
         swin.embed_dim, tuple(swin.depths), tuple(swin.num_heads), swin.window_size, swin.image_size
     )
+    if model_type == "mm-grounding-dino":  # the released names (swint_ogc, ...) are GroundingDINO's own
+        return model, tokenizer, f"mm-grounding-dino {(backbone_name(geometry) or 'custom swin').lower()}"
     return model, tokenizer, variant_name(geometry)
 
 
