@@ -29,9 +29,11 @@ import torch.nn.functional as F
 
 from .checkpoint_files import CheckpointFileError, read_state_dict
 from .detections import Detections
+from .detector_inputs import image_list, phrases_per_image, pixel_boxes
 from .gdino_convert import (
     GroundingDinoLoadError,
     SwinGeometry,
+    backbone_name,
     convert_original_state_dict,
     original_config,
     read_original_cfg,
@@ -45,8 +47,8 @@ MODELS_FOLDER = "models/grounding-dino"
 EXPECTED = (
     "Expected an original IDEA-Research GroundingDINO checkpoint (groundingdino_swint_ogc.pth or "
     "groundingdino_swinb_cogcoor.pth, with its GroundingDINO_SwinT_OGC.cfg.py / GroundingDINO_SwinB.cfg.py "
-    "next to it) or a Hugging Face GroundingDINO folder (config.json + model.safetensors), in ComfyUI's "
-    f"{MODELS_FOLDER} folder."
+    "next to it), or a Hugging Face GroundingDINO, MM-Grounding-DINO or OWLv2 folder (config.json + "
+    f"model.safetensors), in ComfyUI's {MODELS_FOLDER} folder."
 )
 # The token ids transformers' GroundingDINO treats as phrase delimiters ([CLS], [SEP], ".", "?").
 SPECIAL_TOKENS = {"[CLS]": 101, "[SEP]": 102, ".": 1012, "?": 1029}
@@ -140,31 +142,47 @@ def load_original(path: Path, config_path: str | Path | None = None):
     return model, variant
 
 
-def load_hf_folder(folder: Path):
-    """(model, tokenizer, variant) from a Hugging Face-format folder, with local files only."""
-    from transformers import AutoTokenizer, GroundingDinoForObjectDetection
+# config.json's model_type -> transformers' class for it (both share GroundingDINO's inputs and outputs).
+HF_CLASSES = {
+    "grounding-dino": "GroundingDinoForObjectDetection",
+    "mm-grounding-dino": "MMGroundingDinoForObjectDetection",
+}
 
-    config_file = folder / "config.json"
+
+def read_model_type(folder: Path) -> str | None:
+    """The `model_type` of a Hugging Face folder's config.json (what decides the architecture)."""
     try:
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError) as exc:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError) as exc:
         raise GroundingDinoLoadError(f"{folder.name}: no readable config.json ({exc}). {EXPECTED}") from exc
-    if model_type != "grounding-dino":
+
+
+def load_hf_folder(folder: Path):
+    """(model, tokenizer, variant) from a Hugging Face-format GroundingDINO or MM-Grounding-DINO
+    folder, with local files only."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    model_type = read_model_type(folder)
+    if model_type not in HF_CLASSES:
         raise GroundingDinoLoadError(
-            f"{folder.name}: config.json is for a {model_type!r} model, not grounding-dino. {EXPECTED}"
+            f"{folder.name}: config.json is for a {model_type!r} model, not grounding-dino or "
+            f"mm-grounding-dino. {EXPECTED}"
         )
     try:
-        model = GroundingDinoForObjectDetection.from_pretrained(str(folder), local_files_only=True)
+        model = getattr(transformers, HF_CLASSES[model_type]).from_pretrained(str(folder), local_files_only=True)
         has_tokenizer = any((folder / n).is_file() for n in ("tokenizer.json", "vocab.txt"))
         tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True) if has_tokenizer else None
     except (OSError, ValueError) as exc:
         raise GroundingDinoLoadError(
-            f"{folder.name}: cannot load the Hugging Face GroundingDINO ({exc}). {EXPECTED}"
+            f"{folder.name}: cannot load the Hugging Face {model_type} ({exc}). {EXPECTED}"
         ) from exc
     swin = model.config.backbone_config
     geometry = SwinGeometry(
         swin.embed_dim, tuple(swin.depths), tuple(swin.num_heads), swin.window_size, swin.image_size
     )
+    if model_type == "mm-grounding-dino":  # the released names (swint_ogc, ...) are GroundingDINO's own
+        return model, tokenizer, f"mm-grounding-dino {(backbone_name(geometry) or 'custom swin').lower()}"
     return model, tokenizer, variant_name(geometry)
 
 
@@ -272,32 +290,6 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
     return (pixels - mean) / std
 
 
-def _image_list(images) -> list[torch.Tensor]:
-    """Each image as (H, W, 3): from a ComfyUI IMAGE batch (B, H, W, C) or a list of images of any
-    sizes ((H, W, C) or (1, H, W, C)). Grey images are repeated to RGB, alpha is ignored."""
-    if isinstance(images, torch.Tensor):
-        images = list(images) if images.ndim == 4 else [images]
-    result = []
-    for image in images:
-        image = image[0] if image.ndim == 4 and image.shape[0] == 1 else image
-        if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-            raise ValueError(f"detect expects ComfyUI images (H, W, 3), got shape {tuple(image.shape)}")
-        result.append(image.expand(-1, -1, 3) if image.shape[-1] == 1 else image[..., :3])
-    return result
-
-
-def _phrases_per_image(phrases, count: int) -> list[list[str]]:
-    """One phrase list per image, from one shared list (or a single phrase) or one list per image."""
-    if isinstance(phrases, str):
-        phrases = [phrases]
-    phrases = list(phrases)
-    if all(isinstance(p, str) for p in phrases):
-        return [phrases] * count
-    if len(phrases) != count:
-        raise ValueError(f"{len(phrases)} phrase lists for {count} images: give one list per image, or one shared list")
-    return [[p] if isinstance(p, str) else list(p) for p in phrases]
-
-
 def _token_phrases(offsets: torch.Tensor, prompt: Prompt) -> torch.Tensor:
     """(P, T) bool: which tokens spell each phrase. [CLS], [SEP], padding (empty offsets) and the
     "." separators (outside every span) belong to none."""
@@ -311,16 +303,6 @@ def _phrase_scores(probs: torch.Tensor, membership: torch.Tensor) -> torch.Tenso
     lost all its tokens to the 256-token limit)."""
     masked = probs[:, None, : membership.shape[1]] * membership[None].to(probs.dtype)
     return masked.amax(dim=2)
-
-
-def _boxes_xyxy(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Normalised (cx, cy, w, h) to pixel (x1, y1, x2, y2) in the original image, clipped to it."""
-    cx, cy, w, h = boxes.unbind(-1)
-    xyxy = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
-    xyxy = xyxy * torch.tensor([width, height, width, height], dtype=xyxy.dtype, device=xyxy.device)
-    xyxy[:, 0::2] = xyxy[:, 0::2].clamp(0, width)
-    xyxy[:, 1::2] = xyxy[:, 1::2].clamp(0, height)
-    return xyxy
 
 
 class GroundingDino:
@@ -358,8 +340,8 @@ class GroundingDino:
         Each Detections carries `phrases` (the phrases searched) and `phrase_scores` (N, P): every
         box's score for every phrase, so one pass can score them all.
         """
-        images = _image_list(images)
-        prompts = [build_prompt(p) for p in _phrases_per_image(phrases, len(images))]
+        images = image_list(images)
+        prompts = [build_prompt(p) for p in phrases_per_image(phrases, len(images))]
         threshold = max(box_threshold, text_threshold)
         results: list[Detections | None] = [None] * len(images)
         groups: dict[tuple[int, int], list[int]] = {}
@@ -428,7 +410,7 @@ def _detections(
         )
     note = "; ".join(notes)
     return Detections(
-        _boxes_xyxy(boxes[keep], *size),
+        pixel_boxes(boxes[keep], *size),
         scores[keep],
         [prompt.phrases[i] for i in best[keep].tolist()],
         size,

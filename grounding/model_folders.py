@@ -27,7 +27,8 @@ GROUNDING_DINO = Loader(
     "grounding-dino",
     "model_name",
     "GroundingDINO checkpoints: groundingdino_swint_ogc.pth with GroundingDINO_SwinT_OGC.cfg.py beside it "
-    "(or SwinB), or a Hugging Face GroundingDINO folder",
+    "(or SwinB), or a Hugging Face GroundingDINO, MM-Grounding-DINO or OWLv2 folder (e.g. "
+    "owlv2-base-patch16-ensemble/ with its config.json, model.safetensors and tokenizer files)",
 )
 SAM = Loader(
     "GroundedIP2P_SAMLoader",

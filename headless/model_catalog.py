@@ -36,7 +36,9 @@ EXIT_OK, EXIT_MISSING, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 class ModelFile:
     """One downloadable file. `size` in bytes and `sha256` as published (None: no published value
     was found; the file is then checked by size only). `needs`: files that must lie beside it.
-    `aliases`: other names the pack also accepts for this file when it is needed beside another."""
+    `aliases`: other names the pack also accepts for this file when it is needed beside another.
+    A file of a Hugging Face folder is named by its path in the model folder
+    ("<repository>/model.safetensors", as the loader lists it) and found only under that path."""
 
     name: str
     folder: str
@@ -46,6 +48,26 @@ class ModelFile:
     source: str
     needs: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+
+    @property
+    def in_hf_folder(self) -> bool:
+        return "/" in self.name
+
+    @property
+    def file_name(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+
+def _hf_folder(repository: str, files: tuple[str, ...], source: str) -> tuple[ModelFile, ...]:
+    """The catalog entries of a Hugging Face folder: its first file (what the loader lists) needs
+    the others beside it."""
+    folder = repository.rsplit("/", 1)[-1]
+    names = [f"{folder}/{name}" for name in files]
+    url = f"https://huggingface.co/{repository}/resolve/main/"
+    return tuple(
+        ModelFile(name, "grounding-dino", url + file, None, None, source, needs=tuple(names[1:]) if i == 0 else ())
+        for i, (name, file) in enumerate(zip(names, files))
+    )
 
 
 _QWEN_TEMPLATE = "Comfy-Org/workflow_templates templates/image_qwen_image_edit_2511.json (URL and folder)"
@@ -103,6 +125,29 @@ _ENTRIES = (
         None,
         "https://huggingface.co/ShilongLiu/GroundingDINO/blame/main/GroundingDINO_SwinB.cfg.py (size)",
         aliases=("GroundingDINO_SwinB_cfg.py",),
+    ),
+    # Hugging Face folders Load GroundingDINO takes, kept whole in models/grounding-dino/<repository>:
+    # the files the pack reads (MM-Grounding-DINO uses the BERT vocabulary the pack ships). URLs as
+    # the official repositories serve them; no size or sha256 could be read from here, so a
+    # download is only checked against the length the server announces.
+    *_hf_folder(
+        "openmmlab-community/mm_grounding_dino_tiny_o365v1_goldg_v3det",
+        ("model.safetensors", "config.json"),
+        "huggingface.co/docs/transformers model_doc/mm-grounding-dino (the repository its example loads)",
+    ),
+    *_hf_folder(
+        "google/owlv2-base-patch16-ensemble",
+        (
+            "model.safetensors",
+            "config.json",
+            "preprocessor_config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "special_tokens_map.json",
+            "vocab.json",
+            "merges.txt",
+        ),
+        "huggingface.co/docs/transformers model_doc/owlv2 (the repository its example loads)",
     ),
     # SAM: sha256 from micro-sam's model registry (computational-cell-analytics/micro-sam,
     # micro_sam/util.py, which downloads these URLs and checks them with pooch); sizes from the
@@ -317,8 +362,12 @@ def _widget(node: dict, index: int, key: str):
 
 
 def catalog_entry(name: str, folder: str) -> ModelFile | None:
-    """The catalog entry for a file name used in `folder` (a path's last part counts)."""
-    entry = CATALOG.get(name.replace("\\", "/").rsplit("/", 1)[-1])
+    """The catalog entry for a file name used in `folder` (a path's last part counts, except for the
+    files of a Hugging Face folder, named by their folder too)."""
+    parts = name.replace("\\", "/").split("/")
+    entry = CATALOG.get("/".join(parts[-2:])) if len(parts) > 1 else None
+    if entry is None or not entry.in_hf_folder:
+        entry = CATALOG.get(parts[-1])
     return entry if entry is not None and entry.folder in (folder, *ALSO_FOLDERS.get(folder, ())) else None
 
 
@@ -406,19 +455,22 @@ def find_models_dir(
     return (found[0] / "models").resolve(), found[1]
 
 
-def locate(root: Path, name: str) -> Path | None:
+def locate(root: Path, name: str, in_folder: bool = False) -> Path | None:
     """`name` in the folder `root`: the exact relative path, else a file of that name in any
-    subfolder (ComfyUI lists folders recursively, links followed)."""
+    subfolder (ComfyUI lists folders recursively, links followed); `in_folder`: only in a folder
+    named as the name's own (one Hugging Face folder's model.safetensors is not another's)."""
     exact = root / name
     if exact.is_file():
         return exact
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    parent, _, base = name.replace("\\", "/").rpartition("/")
     if not root.is_dir():
         return None
     visited = set()
     for directory, dirs, files in os.walk(root, followlinks=True):
         visited.add(os.path.realpath(directory))
         dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(directory, d)) not in visited)
+        if in_folder and Path(directory).name != parent.rsplit("/", 1)[-1]:
+            continue
         if base in files and os.path.isfile(os.path.join(directory, base)):
             return Path(directory) / base
     return None
@@ -492,11 +544,12 @@ def check(need: Need, models_dir: Path, main_paths: dict) -> FileState:
     if need.required_by is not None:
         main = main_paths.get((need.folder, need.required_by))
         directory = main.parent if main else root
-        state.path = _beside(directory, entry, need.name, need.required_by)
-        state.target = directory / need.name
+        name = Path(need.name).name  # a Hugging Face folder's files lie in the main file's folder
+        state.path = _beside(directory, entry, name, need.required_by)
+        state.target = directory / name
     else:
         for folder in searched_folders(need.folder):
-            state.path = locate(models_dir / folder, need.name)
+            state.path = locate(models_dir / folder, need.name, in_folder=entry is not None and entry.in_hf_folder)
             if state.path is not None:
                 break
         main_paths[(need.folder, need.name)] = state.path
@@ -506,7 +559,7 @@ def check(need: Need, models_dir: Path, main_paths: dict) -> FileState:
         state.actual_size = state.path.stat().st_size
     if entry is None:
         state.note = f"not in the catalog: put it in models/{need.folder} yourself"
-    elif state.path is not None and state.path.name != entry.name:
+    elif state.path is not None and state.path.name != entry.file_name:
         state.note = f"found as {state.path.name} (accepted by the pack; not checked against the catalog)"
     elif state.path is not None and entry.sha256 is None:
         _check_size(state)  # cheap: always done when the size is all there is
@@ -526,7 +579,7 @@ def _check_size(state: FileState) -> bool:
 def verify(state: FileState, progress_stream=None) -> None:
     """Compare a present catalog file with its size and sha256 (hashing it: slow for big files)."""
     entry = state.entry
-    if entry is None or state.path is None or state.path.name != entry.name:
+    if entry is None or state.path is None or state.path.name != entry.file_name:
         return
     if not _check_size(state) or entry.sha256 is None:
         return

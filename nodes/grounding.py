@@ -58,7 +58,7 @@ def box_threshold_input():
         max=1.0,
         step=0.01,
         tooltip="Keep boxes whose best phrase-token score is above this (reference 0.3). "
-        "Lower finds more, including wrong objects.",
+        "Lower finds more, including wrong objects. OWLv2's scores run lower: about 0.1 suits it.",
     )
 
 
@@ -145,10 +145,13 @@ class GroundingDINODetect(ValidatedNode):
             node_id="GroundedIP2P_GroundingDINODetect",
             display_name="GroundingDINO Detect",
             category=CATEGORY,
-            description="Finds the boxes of phrases in each image with GroundingDINO. All phrases of an image "
-            "are detected in one pass (prompt 'car . tree .'); every box is labelled with its phrase.",
+            description="Finds the boxes of phrases in each image with the loaded detector (GroundingDINO, "
+            "MM-Grounding-DINO or OWLv2). All phrases of an image are detected in one pass (prompt "
+            "'car . tree .', or one OWLv2 query per phrase); every box is labelled with its phrase.",
             inputs=[
-                GroundingDinoModel.Input("grounding_dino", tooltip="From Load GroundingDINO."),
+                GroundingDinoModel.Input(
+                    "grounding_dino", tooltip="From Load GroundingDINO (GroundingDINO, MM-Grounding-DINO or OWLv2)."
+                ),
                 io.Image.Input("image", tooltip="The image(s) to search; each image of a batch gets its own boxes."),
                 box_threshold_input(),
                 io.Float.Input(
@@ -157,7 +160,8 @@ class GroundingDINODetect(ValidatedNode):
                     min=0.0,
                     max=1.0,
                     step=0.01,
-                    tooltip="A phrase's token score above this counts for labelling a box (reference 0.25).",
+                    tooltip="A phrase's token score above this counts for labelling a box (reference 0.25). "
+                    "Ignored by OWLv2, which scores each phrase as a whole, not per token.",
                 ),
                 Phrases.Input(
                     "phrases",

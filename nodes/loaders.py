@@ -7,7 +7,8 @@ import os
 from comfy_api.latest import io
 
 from ..grounding.clip_score import ClipLoadError, load_clip
-from ..grounding.gdino import GroundingDinoLoadError, load_grounding_dino
+from ..grounding.grounders import LOAD_ERRORS as GROUNDER_ERRORS
+from ..grounding.grounders import load_grounder
 from ..grounding.model_folders import CLIP_FILTER, GROUNDING_DINO, SAM
 from ..grounding.sam import SamLoadError, load_sam
 from .models import PRECISIONS, file_fingerprint, load_cached, missing_file_hint, model_files, resolve
@@ -60,15 +61,17 @@ class GroundingDINOLoader(ModelFileLoader):
             node_id=GROUNDING_DINO.node_id,
             display_name="Load GroundingDINO",
             category=CATEGORY,
-            description="Loads a GroundingDINO from models/grounding-dino: the original "
+            description="Loads a text-prompted detector from models/grounding-dino: the original "
             "groundingdino_swint_ogc.pth / groundingdino_swinb_cogcoor.pth (with their .cfg.py "
-            "beside them) or a Hugging Face folder. Runs on transformers' implementation: no "
-            "CUDA extension to build; the BERT tokenizer ships with the pack (offline).",
+            "beside them), or a Hugging Face GroundingDINO, MM-Grounding-DINO (LLMDet too) or OWLv2 "
+            "folder, told apart by its config.json. Runs on transformers' own classes, offline: no "
+            "CUDA extension to build; GroundingDINO's BERT tokenizer ships with the pack, an OWLv2 "
+            "folder brings its own.",
             inputs=[
                 io.Combo.Input(
                     GROUNDING_DINO.widget,
                     options=model_files(GROUNDING_DINO.folders),
-                    tooltip="A file in models/grounding-dino.",
+                    tooltip="A file in models/grounding-dino (a Hugging Face folder by its model.safetensors).",
                 ),
                 io.Combo.Input(
                     "precision",
@@ -85,7 +88,7 @@ class GroundingDINOLoader(ModelFileLoader):
     @classmethod
     def execute(cls, model_name, precision) -> io.NodeOutput:
         def build(path, dtype):
-            core = load_grounding_dino(path, dtype=dtype)
+            core = load_grounder(path, dtype=dtype)
             return core, core.model
 
         return io.NodeOutput(
@@ -96,7 +99,7 @@ class GroundingDINOLoader(ModelFileLoader):
                 model_name,
                 precision,
                 build,
-                GroundingDinoLoadError,
+                GROUNDER_ERRORS,
                 auto_half=False,
             )
         )

@@ -380,11 +380,12 @@ def test_real_catalog_is_well_formed():
         "ViT-L-14.pt",
         *EDIT_MODEL_FILES,
         *SEGMENTER_FILES,
+        *GROUNDER_FOLDER_FILES,
     }
     assert set(catalog) == expected
     assert len(model_catalog._ENTRIES) == len(catalog)  # each file once
     for name, e in catalog.items():
-        assert e.name == name and e.url.startswith("https://") and e.url.rsplit("/", 1)[-1] == name
+        assert e.name == name and e.url.startswith("https://") and e.url.rsplit("/", 1)[-1] == e.file_name
         assert e.folder in model_catalog.FOLDERS
         assert e.sha256 is None or HEX64.fullmatch(e.sha256), name
         assert e.size is None or (isinstance(e.size, int) and e.size > 0), name
@@ -461,6 +462,17 @@ EDIT_WORKFLOWS = {
         "ae.safetensors",
     ],
     "grounded_cosxl_edit": ["cosxl_edit.safetensors"],
+}
+
+
+# The Hugging Face folders Load GroundingDINO takes, file by file.
+MM_GDINO = "mm_grounding_dino_tiny_o365v1_goldg_v3det"
+OWLV2 = "owlv2-base-patch16-ensemble"
+OWLV2_FILES = ("model.safetensors", "config.json", "preprocessor_config.json", "tokenizer.json")
+OWLV2_FILES += ("tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt")
+GROUNDER_FOLDER_FILES = {
+    *(f"{MM_GDINO}/{name}" for name in ("model.safetensors", "config.json")),
+    *(f"{OWLV2}/{name}" for name in OWLV2_FILES),
 }
 
 
@@ -629,3 +641,42 @@ def test_cli_imports_the_catalog_only_for_the_models_command():
         "assert 'grounded_ip2p.headless.model_catalog' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_hugging_face_folders_are_found_and_fetched_whole(tmp_path):
+    """A Hugging Face folder is named as the loader lists it (<folder>/model.safetensors): its other
+    files are looked for beside it and fetched into it, and another folder's model.safetensors is
+    not taken for it."""
+    owl = model_catalog.CATALOG[f"{OWLV2}/model.safetensors"]
+    assert owl.folder == "grounding-dino" and owl.url == (
+        "https://huggingface.co/google/owlv2-base-patch16-ensemble/resolve/main/model.safetensors"
+    )
+    assert owl.needs == tuple(f"{OWLV2}/{name}" for name in OWLV2_FILES[1:])
+    workflow = {
+        "nodes": [
+            {"type": "GroundedIP2P_GroundingDINOLoader", "widgets_values": [f"{OWLV2}/model.safetensors", "auto"]},
+            {"type": "GroundedIP2P_GroundingDINOLoader", "widgets_values": [f"{MM_GDINO}/model.safetensors", "auto"]},
+        ]
+    }
+    needs = model_catalog.workflow_needs(workflow)
+    assert [n.name for n in needs] == [
+        f"{OWLV2}/model.safetensors",
+        *owl.needs,
+        f"{MM_GDINO}/model.safetensors",
+        f"{MM_GDINO}/config.json",
+    ]
+    folder = tmp_path / "grounding-dino" / "detectors" / OWLV2  # one level deeper than the catalog puts it
+    folder.mkdir(parents=True)
+    for name in ("model.safetensors", "config.json"):
+        (folder / name).write_bytes(PRESENT)
+    main_paths: dict = {}
+    states = [model_catalog.check(n, tmp_path, main_paths) for n in needs]
+    by_name = {s.name: s for s in states}
+    assert by_name[f"{OWLV2}/model.safetensors"].path == folder / "model.safetensors"
+    assert by_name[f"{OWLV2}/model.safetensors"].note == model_catalog._unverified_note(owl)
+    assert by_name[f"{OWLV2}/config.json"].path == folder / "config.json"
+    assert by_name[f"{OWLV2}/vocab.json"].status == "missing"
+    assert by_name[f"{OWLV2}/vocab.json"].target == folder / "vocab.json"
+    mm = by_name[f"{MM_GDINO}/model.safetensors"]  # the OWLv2 folder's weights are not MM-GDINO's
+    assert mm.status == "missing" and mm.target == tmp_path / "grounding-dino" / MM_GDINO / "model.safetensors"
+    assert model_catalog.catalog_entry("model.safetensors", "grounding-dino") is None
