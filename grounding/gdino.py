@@ -324,7 +324,9 @@ class GroundingDino:
     def __repr__(self) -> str:
         return f"GroundingDino({self.variant}, {self.source.name})"
 
-    def detect(self, images, phrases, box_threshold: float = 0.3, text_threshold: float = 0.25) -> list[Detections]:
+    def detect(
+        self, images, phrases, box_threshold: float = 0.3, text_threshold: float = 0.25, interrupt=None
+    ) -> list[Detections]:
         """Boxes for the phrases on each image: a ComfyUI IMAGE batch (B, H, W, C) in [0, 1], or a
         list of images of different sizes.
 
@@ -338,7 +340,8 @@ class GroundingDino:
         beat both thresholds (with the defaults, 0.3 > 0.25, text_threshold changes nothing).
 
         Each Detections carries `phrases` (the phrases searched) and `phrase_scores` (N, P): every
-        box's score for every phrase, so one pass can score them all.
+        box's score for every phrase, so one pass can score them all. `interrupt`, when given, is
+        called between resizing a batch and its forward pass (it raises to cancel).
         """
         images = image_list(images)
         prompts = [build_prompt(p) for p in phrases_per_image(phrases, len(images))]
@@ -355,11 +358,12 @@ class GroundingDino:
                 for start in range(0, len(indices), self.max_batch):
                     chunk = indices[start : start + self.max_batch]
                     batch = torch.stack([images[i] for i in chunk])
-                    for i, found in zip(chunk, self._detect_batch(batch, [prompts[i] for i in chunk], threshold)):
+                    found_in_chunk = self._detect_batch(batch, [prompts[i] for i in chunk], threshold, interrupt)
+                    for i, found in zip(chunk, found_in_chunk):
                         results[i] = found
         return results
 
-    def _forward(self, images: torch.Tensor, captions: list[str]):
+    def _forward(self, images: torch.Tensor, captions: list[str], interrupt=None):
         """One model forward for same-size images: (probabilities (B, Q, T) float32, boxes
         (B, Q, 4) float32, token offsets (B, T, 2))."""
         parameter = next(self.model.parameters())
@@ -373,12 +377,16 @@ class GroundingDino:
             return_tensors="pt",
         )
         offsets = tokens.pop("offset_mapping")
+        if interrupt is not None:
+            interrupt()  # resizing a large photo takes a while: a cancel should not wait for the model too
         self.forward_passes += 1
         out = self.model(pixel_values=pixels, **{k: v.to(parameter.device) for k, v in tokens.items()})
         return out.logits.float().sigmoid().cpu(), out.pred_boxes.float().cpu(), offsets
 
-    def _detect_batch(self, images: torch.Tensor, prompts: list[Prompt], threshold: float) -> list[Detections]:
-        probs, boxes, offsets = self._forward(images, [p.caption for p in prompts])
+    def _detect_batch(
+        self, images: torch.Tensor, prompts: list[Prompt], threshold: float, interrupt=None
+    ) -> list[Detections]:
+        probs, boxes, offsets = self._forward(images, [p.caption for p in prompts], interrupt)
         size = tuple(images.shape[1:3])
         limit = self.model.config.max_text_len
         return [_detections(*item, size, threshold, limit) for item in zip(probs, boxes, offsets, prompts)]

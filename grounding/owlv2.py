@@ -91,13 +91,16 @@ class Owlv2Detector:
     def __repr__(self) -> str:
         return f"Owlv2Detector({self.variant}, {self.source.name})"
 
-    def detect(self, images, phrases, box_threshold: float = 0.1, text_threshold: float = 0.0) -> list[Detections]:
+    def detect(
+        self, images, phrases, box_threshold: float = 0.1, text_threshold: float = 0.0, interrupt=None
+    ) -> list[Detections]:
         """Boxes for the phrases on each image (a ComfyUI IMAGE batch or a list of images of any
         sizes; one phrase list shared by all images, or one per image).
 
         Every box whose best phrase scores above `box_threshold` is kept, best first (no NMS, as
         in transformers' post-processing); `text_threshold` is ignored (see the module). Up to
-        `max_batch` images of the same size and phrase count share a forward pass.
+        `max_batch` images of the same size and phrase count share a forward pass. `interrupt`,
+        when given, is called between preparing a batch and its forward pass (it raises to cancel).
         """
         images = image_list(images)
         phrase_lists = [
@@ -116,7 +119,7 @@ class Owlv2Detector:
                 for start in range(0, len(indices), self.max_batch):
                     chunk = indices[start : start + self.max_batch]
                     batch = torch.stack([images[i] for i in chunk])
-                    found = self._detect_batch(batch, [phrase_lists[i] for i in chunk], box_threshold)
+                    found = self._detect_batch(batch, [phrase_lists[i] for i in chunk], box_threshold, interrupt)
                     for i, detections in zip(chunk, found):
                         results[i] = detections
         return results
@@ -126,7 +129,7 @@ class Owlv2Detector:
         pixels = images.permute(0, 3, 1, 2).float().cpu()
         return self.image_processor(images=list(pixels), do_rescale=False, return_tensors="pt")["pixel_values"]
 
-    def _forward(self, images: torch.Tensor, phrase_lists: list[list[str]]):
+    def _forward(self, images: torch.Tensor, phrase_lists: list[list[str]], interrupt=None):
         """(logits (B, patches, P) float32, boxes (B, patches, 4) float32, truncated phrases)."""
         parameter = next(self.model.parameters())
         length = self.model.config.text_config.max_position_embeddings
@@ -135,12 +138,16 @@ class Owlv2Detector:
         full = self.tokenizer(flat)["input_ids"]
         truncated = {p for p, ids in zip(flat, full) if len(ids) > length}
         pixels = self.pixel_values(images).to(parameter.device, parameter.dtype)
+        if interrupt is not None:
+            interrupt()
         self.forward_passes += 1
         out = self.model(pixel_values=pixels, **{k: v.to(parameter.device) for k, v in tokens.items()})
         return out.logits.float().cpu(), out.pred_boxes.float().cpu(), truncated
 
-    def _detect_batch(self, images: torch.Tensor, phrase_lists: list[list[str]], threshold: float) -> list[Detections]:
-        logits, boxes, truncated = self._forward(images, phrase_lists)
+    def _detect_batch(
+        self, images: torch.Tensor, phrase_lists: list[list[str]], threshold: float, interrupt=None
+    ) -> list[Detections]:
+        logits, boxes, truncated = self._forward(images, phrase_lists, interrupt)
         size = tuple(images.shape[1:3])
         return [_detections(*item, size, threshold, truncated) for item in zip(logits, boxes, phrase_lists)]
 

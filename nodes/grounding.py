@@ -192,7 +192,13 @@ class GroundingDINODetect(ValidatedNode):
             found = []
             for i in range(image.shape[0]):
                 mm.throw_exception_if_processing_interrupted()
-                found += detector.detect(image[i : i + 1], to_detect, box_threshold, text_threshold)
+                found += detector.detect(
+                    image[i : i + 1],
+                    to_detect,
+                    box_threshold,
+                    text_threshold,
+                    interrupt=mm.throw_exception_if_processing_interrupted,
+                )
                 bar.update(1)
         else:
             note = "no phrase to detect (a global edit)"

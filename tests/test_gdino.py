@@ -339,3 +339,17 @@ def test_hugging_face_folder_of_another_model(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "sam"}))
     with pytest.raises(gdino.GroundingDinoLoadError, match="'sam' model"):
         gdino.load_grounding_dino(tmp_path)
+
+
+def test_a_cancel_between_resize_and_forward_skips_the_model(detector):
+    class Cancelled(Exception):
+        pass
+
+    def cancel():
+        raise Cancelled
+
+    before = detector.forward_passes
+    with pytest.raises(Cancelled):
+        detector.detect(torch.rand(1, 900, 1300, 3), PHRASES, interrupt=cancel)
+    assert detector.forward_passes == before  # stopped after the resize, before the forward pass
+    assert len(detector.detect(torch.rand(1, 60, 80, 3), PHRASES, interrupt=lambda: None)) == 1

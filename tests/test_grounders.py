@@ -257,3 +257,17 @@ def test_a_broken_folder_names_the_node_and_the_folder(comfy, models):
     }
     with pytest.raises(PromptError, match="Load GroundingDINO: owlv2-no-tokenizer: the CLIP tokenizer's files"):
         comfy.run(prompt, capture=("gd",))
+
+
+@pytest.mark.parametrize("kind", ["mm", "owl"])
+def test_a_cancel_before_the_forward_pass_skips_the_model(mm_folder, owl_folder, kind):
+    class Cancelled(Exception):
+        pass
+
+    def cancel():
+        raise Cancelled
+
+    detector = grounders.load_grounder(mm_folder if kind == "mm" else owl_folder)
+    with pytest.raises(Cancelled):
+        detector.detect(torch.rand(1, H, W, 3), PHRASES, interrupt=cancel)
+    assert detector.forward_passes == 0

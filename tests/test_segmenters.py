@@ -272,9 +272,7 @@ def _save(path, state_dict):
             "do not fit the hq_custom architecture",
         ),
         (
-            lambda d: _save(
-                d / "sam2.1_hiera_large.pt", {"model": {"encoder.stem.conv.weight": torch.zeros(1)}}
-            ),
+            lambda d: _save(d / "sam2.1_hiera_large.pt", {"model": {"encoder.stem.conv.weight": torch.zeros(1)}}),
             "no segmenter image encoder",
         ),
     ],
