@@ -54,6 +54,26 @@ def check_ip2p_model(model) -> None:
         )
 
 
+def _cancellable(model):
+    """A clone of the ModelPatcher whose UNet checks for a cancel after each of its blocks: one
+    full-size model call takes seconds on a CPU, and ComfyUI's samplers check only between steps.
+    The patches return their input unchanged, so the result is the same."""
+    patched = model.clone()
+    patched.set_model_input_block_patch(_check_cancel_in)
+    patched.set_model_output_block_patch(_check_cancel_out)
+    return patched
+
+
+def _check_cancel_in(h, transformer_options):
+    comfy.model_management.throw_exception_if_processing_interrupted()
+    return h
+
+
+def _check_cancel_out(h, hsp, transformer_options):
+    comfy.model_management.throw_exception_if_processing_interrupted()
+    return h, hsp
+
+
 def _timestep_window(start_t, end_t):
     """The train-timestep window (of 1000) as the model's noise levels.
 
@@ -121,6 +141,7 @@ def blended_sample(
             info = "the mask covers the whole image: plain InstructPix2Pix edit"
             log.info("%s: %s.", NODE, info)
 
+    model = _cancellable(model)
     guider = Guider_DualCFG(model)
     guider.set_conds(cond_pos, cond_mid, negative)
     guider.set_cfg(text_cfg, image_cfg)
