@@ -13,13 +13,8 @@ run again and its mask compared with the one before any cancel.
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
-from pathlib import Path
 
-from tests.browser_server import ComfyServer, prepare_base
-from tests.comfy_harness import comfy_path_or_none
-from tests.server_cases import CANCELS, cancel_after, mask_prompt, submit, write_big_photo, write_photos
+from tests.server_cases import CANCELS, bench_server, cancel_after, mask_prompt, submit, write_big_photo
 
 
 def main() -> None:
@@ -27,18 +22,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=8000, help="side of the square photo, px")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    comfy_path = comfy_path_or_none()
-    if comfy_path is None:
-        raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout")
-    base = Path(tempfile.mkdtemp(prefix="bench-cancel-"))
-    workflow = json.loads(
-        (Path(__file__).resolve().parents[1] / "example_workflows" / "grounded_edit.json").read_text()
-    )
-    prepare_base(base, [workflow], comfy_path)
-    write_photos(base / "input")
-    write_big_photo(base / "input", args.size)
     run = iter(range(1, 10**6))
-    with ComfyServer(comfy_path, base) as server:
+    with bench_server("bench-cancel-") as server:
+        write_big_photo(server.base / "input", args.size)
         reference = submit(server, mask_prompt(run=next(run)))
         print(f"cancel latency, {args.size}x{args.size} px photo, CPU ({args.repeats} runs each)")
         for node_type, build in CANCELS:

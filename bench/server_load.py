@@ -13,14 +13,9 @@ unload its models (`POST /free`), so they are loaded again. The server's RSS is 
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 import time
-from pathlib import Path
 
-from tests.browser_server import ComfyServer, prepare_base
-from tests.comfy_harness import comfy_path_or_none
-from tests.server_cases import edit_prompt, submit, write_photos
+from tests.server_cases import bench_server, edit_prompt, submit
 
 MiB = 2**20
 
@@ -34,17 +29,8 @@ def main() -> None:
     args = parser.parse_args()
     import psutil
 
-    comfy_path = comfy_path_or_none()
-    if comfy_path is None:
-        raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout")
-    base = Path(tempfile.mkdtemp(prefix="bench-server-load-"))
-    workflow = json.loads(
-        (Path(__file__).resolve().parents[1] / "example_workflows" / "grounded_edit.json").read_text()
-    )
-    prepare_base(base, [workflow], comfy_path)
-    write_photos(base / "input")
     readings, failures = [], []
-    with ComfyServer(comfy_path, base) as server:
+    with bench_server("bench-server-load-") as server:
         process = psutil.Process(server.process.pid)
         started = time.monotonic()
         for i in range(1, args.prompts + 1):

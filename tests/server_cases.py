@@ -183,3 +183,23 @@ CANCELS = [
     ("GroundedIP2P_SAMMask", lambda run: mask_prompt(image="big.png", run=run)),
     ("GroundedIP2P_BlendedSampler", lambda run: edit_prompt(run=run, steps=200)),
 ]
+
+
+def bench_server(prefix: str):
+    """A ComfyServer for a bench: the pack, the test models and the photos in a fresh folder under
+    ``$COMFYUI_PATH``'s ComfyUI (exits saying why without one). Use it as a context manager."""
+    import tempfile
+
+    from .browser_server import ComfyServer, prepare_base
+    from .comfy_harness import comfy_path_or_none
+
+    comfy_path = comfy_path_or_none()
+    if comfy_path is None:
+        raise SystemExit("set COMFYUI_PATH to a ComfyUI checkout")
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    workflow = json.loads(
+        (Path(__file__).resolve().parents[1] / "example_workflows" / "grounded_edit.json").read_text()
+    )
+    prepare_base(base, [workflow], comfy_path)
+    write_photos(base / "input")
+    return ComfyServer(comfy_path, base)
