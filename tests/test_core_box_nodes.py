@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from .graphs import chain
+from .sam3_checkpoint import sam3_checkpoint
 from .test_grounding_nodes import grounding_models, street  # noqa: F401  (shared fixtures)
 
 CONVERTERS = {"GroundedIP2P_BoxesToBoundingBox", "GroundedIP2P_BoundingBoxToBoxes"}
@@ -152,3 +153,50 @@ def test_core_rtdetr_boxes_feed_sam_mask(core_boxes, rtdetr_model, grounding_mod
     mask = core_boxes.output(results, "mask")
     assert mask.shape == (1, 64, 96) and float(mask.max()) == 1.0
     assert core_boxes.output(results, "mask", 1) == "4 object(s) segmented: car"
+
+
+@pytest.fixture(scope="session")
+def sam3_model(comfy):
+    """A random-weight full-size SAM 3.1 in ComfyUI's own architecture and file layout, where Load
+    Checkpoint looks (built once into the test model cache, ~1.0 GB)."""
+    if "SAM3_Detect" not in comfy.nodes.NODE_CLASS_MAPPINGS:
+        pytest.skip("this ComfyUI has no SAM3_Detect node (comfy_extras/nodes_sam3.py, ComfyUI 0.33.0)")
+    path = sam3_checkpoint()
+    comfy.add_models("checkpoints", path.parent)
+    return path.name
+
+
+@pytest.mark.slow
+def test_pack_boxes_feed_core_sam3_detect(core_boxes, sam3_model, grounding_models, street):  # noqa: F811
+    """Select Boxes -> Boxes -> BOUNDING_BOX -> SAM3_Detect prompted with boxes only: one mask per box.
+
+    Each box is one pass of SAM 3's ViT-L trunk at 1008x1008 (a minute or two on a CPU), so the
+    plural target gives two boxes and no refinement passes."""
+    prompt = chain(grounding_models, street, instruction="make the cars purple")
+    for node in ("sam", "clip", "filter", "mask"):
+        del prompt[node]
+    prompt["select"]["inputs"]["boxes"] = ["det", 0]
+    prompt["sam3"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": sam3_model}}
+    prompt["to"] = {"class_type": "GroundedIP2P_BoxesToBoundingBox", "inputs": {"boxes": ["select", 0]}}
+    prompt["detect"] = {
+        "class_type": "SAM3_Detect",
+        "inputs": {
+            "model": ["sam3", 0],
+            "image": ["img", 0],
+            "bboxes": ["to", 0],
+            "threshold": 0.5,
+            "refine_iterations": 0,
+            "individual_masks": True,
+        },
+    }
+    results = core_boxes.run(prompt, capture=("select", "to", "detect"))
+
+    (chosen,) = core_boxes.output(results, "select")
+    assert len(chosen) == 2 and chosen.labels == ["cars", "cars"]
+    (frame,) = core_boxes.output(results, "to")
+    sent = torch.tensor([[b["x"], b["y"], b["x"] + b["width"], b["y"] + b["height"]] for b in frame])
+    assert torch.allclose(sent, chosen.boxes.float(), atol=1e-4)
+    masks = core_boxes.output(results, "detect")
+    assert masks.shape == (2, 64, 96)  # one per box, at the image's size
+    assert set(masks.unique().tolist()) <= {0.0, 1.0}
+    assert core_boxes.output(results, "detect", 1) == [[]]  # box prompts find no new boxes
