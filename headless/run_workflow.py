@@ -280,12 +280,13 @@ def _failure_message(status: dict) -> str:
 
 
 def _cancel(client: comfy_session.ComfyClient, prompt_id: str) -> None:
-    """Take our prompt off the queue, and stop it if it is the one running (nobody else's)."""
+    """Take our prompt off the queue, and stop it if it is the one running (nobody else's). Each
+    request waits 5 s at most: a Ctrl-C must not hang on a busy server."""
     try:
-        client.post("/queue", {"delete": [prompt_id]})
-        running = client.get("/queue").get("queue_running", [])
+        client.post("/queue", {"delete": [prompt_id]}, timeout=5)
+        running = client.get("/queue", timeout=5).get("queue_running", [])
         if any(len(item) > 1 and item[1] == prompt_id for item in running):
-            client.post("/interrupt", {"prompt_id": prompt_id})
+            client.post("/interrupt", {"prompt_id": prompt_id}, timeout=5)
     except comfy_session.ServerError:
         pass
 
