@@ -227,7 +227,8 @@ def test_ctrl_c_mid_run_is_one_line_exit_130_and_leaves_nothing(comfyui, models_
     time.sleep(8)  # ComfyUI is up or starting, the run under way
     children = me.children(recursive=True)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    # alone this exits within a second; the whole suite's memory load has made it take over 60 s
+    stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 130 and stdout == ""
     assert stderr.strip().splitlines() == ["grounded-ip2p run: interrupted"], stderr
     gone, alive = psutil.wait_procs(children, timeout=20)
