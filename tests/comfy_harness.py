@@ -91,6 +91,18 @@ class ComfyHarness:
         comfy.utils.PROGRESS_BAR_ENABLED = False  # no terminal bars in test logs; the hook still runs
         self.executor = comfy_session.prompt_executor(self.server)
 
+    def free_memory(self) -> None:
+        """Forget every cached node output and the models ComfyUI holds, so that a test which
+        starts its own ComfyUI process has the machine's memory; later prompts load again."""
+        import gc
+
+        import comfy.model_management
+
+        self.executor.reset()
+        comfy.model_management.unload_all_models()
+        comfy.model_management.soft_empty_cache()
+        gc.collect()
+
     def add_models(self, folder: str, path: Path) -> None:
         self.folder_paths.add_model_folder_path(folder, str(path), is_default=True)
 

@@ -52,7 +52,24 @@ def comfy(tmp_path_factory) -> ComfyHarness:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true but " + NO_COMFY)
         pytest.skip(NO_COMFY)
-    return ComfyHarness(path, tmp_path_factory.mktemp("comfy"))
+    harness = ComfyHarness(path, tmp_path_factory.mktemp("comfy"))
+    _HARNESSES.append(harness)
+    return harness
+
+
+SERVER_MODULES = {"test_runner", "test_server_reliability", "test_browser", "test_install"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _memory_for_own_servers(request):
+    """Before a module that starts its own ComfyUI processes, the in-process ComfyUI lets go of
+    its models and cached outputs (with everything the suite loaded before, the two together
+    came close to the machine's memory)."""
+    if request.module.__name__.rsplit(".", 1)[-1] in SERVER_MODULES and _HARNESSES:
+        _HARNESSES[0].free_memory()
+
+
+_HARNESSES: list[ComfyHarness] = []
 
 
 @pytest.fixture(scope="session")
