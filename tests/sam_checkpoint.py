@@ -175,3 +175,11 @@ def sam2_safetensors(source: Path, dest: Path, dtype=torch.float16) -> Path:
     state_dict = torch.load(source, map_location="cpu", weights_only=True)["model"]
     save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in state_dict.items()}, str(dest))
     return dest
+
+
+def structured_image() -> torch.Tensor:
+    """A 48x80 (not square) image with some structure, as a ComfyUI IMAGE slice."""
+    gen = torch.Generator().manual_seed(1)
+    y, x = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 80), indexing="ij")
+    base = torch.stack([x, y, (x * y) ** 0.5], -1)
+    return (base + 0.1 * torch.rand(48, 80, 3, generator=gen)).clamp(0, 1)

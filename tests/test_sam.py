@@ -8,7 +8,7 @@ import torch
 from grounded_ip2p.grounding import sam
 
 from .checkpoints import cache_dir
-from .sam_checkpoint import sam_checkpoint, sam_state_dict
+from .sam_checkpoint import sam_checkpoint, sam_state_dict, structured_image
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,7 @@ def tiny(tiny_path):
 
 @pytest.fixture(scope="module")
 def image():
-    """A 48x80 (not square) image with some structure, as a ComfyUI IMAGE slice."""
-    gen = torch.Generator().manual_seed(1)
-    y, x = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 80), indexing="ij")
-    base = torch.stack([x, y, (x * y) ** 0.5], -1)
-    return (base + 0.1 * torch.rand(48, 80, 3, generator=gen)).clamp(0, 1)
+    return structured_image()
 
 
 BOXES = torch.tensor([[4.0, 6.0, 30.0, 40.0], [20.5, 2.0, 79.0, 47.0], [0.0, 0.0, 80.0, 48.0]])

@@ -20,6 +20,7 @@ from .sam_checkpoint import (
     sam2_checkpoint,
     sam2_config,
     sam2_safetensors,
+    structured_image,
 )
 
 # The pack batches the boxes of one image into one decoder call; the official predictors are called
@@ -30,11 +31,7 @@ BOXES = torch.tensor([[4.0, 6.0, 30.0, 40.0], [20.5, 2.0, 79.0, 47.0], [0.0, 0.0
 
 @pytest.fixture(scope="module")
 def image():
-    """A 48x80 (not square) image with some structure, as a ComfyUI IMAGE slice."""
-    gen = torch.Generator().manual_seed(1)
-    y, x = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 80), indexing="ij")
-    base = torch.stack([x, y, (x * y) ** 0.5], -1)
-    return (base + 0.1 * torch.rand(48, 80, 3, generator=gen)).clamp(0, 1)
+    return structured_image()
 
 
 def _uint8(image) -> np.ndarray:
