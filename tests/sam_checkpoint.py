@@ -116,23 +116,14 @@ def mobile_sam_state_dict(size: str = "tiny") -> dict[str, torch.Tensor]:
     MobileSAM's builder leaves TinyViT's classifier head in the file)."""
     from grounded_ip2p.grounding.sam import HQ_SAM_MARKERS
     from grounded_ip2p.grounding.sam_hq import tiny_vit_sam
-    from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
     if size == "published":
         return {k: v for k, v in light_hq_sam_state_dict().items() if not k.startswith(HQ_SAM_MARKERS)}
     dims, depths, heads, windows = TINY_VIT
-    sam = Sam(
-        image_encoder=tiny_vit_sam.TinyViT(
+    sam = sam_with_encoder(
+        tiny_vit_sam.TinyViT(
             img_size=1024, num_classes=1000, embed_dims=dims, depths=depths, num_heads=heads, window_sizes=windows
-        ),
-        prompt_encoder=PromptEncoder(
-            embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
-            transformer_dim=256,
-        ),
+        )
     )
     for name, tensor in sam.state_dict().items():  # TinyViT starts its attention biases at zero
         if name.endswith("attention_biases"):
@@ -183,3 +174,21 @@ def structured_image() -> torch.Tensor:
     y, x = torch.meshgrid(torch.linspace(0, 1, 48), torch.linspace(0, 1, 80), indexing="ij")
     base = torch.stack([x, y, (x * y) ** 0.5], -1)
     return (base + 0.1 * torch.rand(48, 80, 3, generator=gen)).clamp(0, 1)
+
+
+def sam_with_encoder(image_encoder):
+    """segment_anything's Sam around `image_encoder`, with SAM's published prompt encoder and mask
+    decoder (what MobileSAM's builder assembles around its TinyViT)."""
+    from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    return Sam(
+        image_encoder=image_encoder,
+        prompt_encoder=PromptEncoder(
+            embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16
+        ),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+            transformer_dim=256,
+        ),
+    )

@@ -20,6 +20,7 @@ from .sam_checkpoint import (
     sam2_checkpoint,
     sam2_config,
     sam2_safetensors,
+    sam_with_encoder,
     structured_image,
 )
 
@@ -66,7 +67,6 @@ def _official_mobile(path):
     segment_anything's predictor; the TinyViT is segment_anything_hq's copy of MobileSAM's, whose
     forward also returns the early features, dropped here."""
     from segment_anything import SamPredictor
-    from segment_anything.modeling import MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
     state_dict = torch.load(path, map_location="cpu", weights_only=True)
     arch = sam_hq.tiny_vit_architecture(state_dict)
@@ -78,17 +78,7 @@ def _official_mobile(path):
         num_heads=list(arch.num_heads),
         window_sizes=list(arch.window_sizes),
     )
-    model = Sam(
-        image_encoder=encoder,
-        prompt_encoder=PromptEncoder(
-            embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16
-        ),
-        mask_decoder=MaskDecoder(
-            num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
-            transformer_dim=256,
-        ),
-    )
+    model = sam_with_encoder(encoder)
     model.load_state_dict(state_dict, strict=True)
     model.image_encoder = _FeaturesOnly(encoder)
     return SamPredictor(model.eval())
